@@ -1,0 +1,194 @@
+"""bin/stockafolio: run, stop, status, test (and the steps of run, one at a time)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+
+from stack import services
+from stack.config import StackConfig
+from stockafolio.errors import StockafolioError
+
+LOCAL_REPLICATION = {"class": "SimpleStrategy", "replication_factor": 1}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    cfg = StackConfig.from_env()
+    try:
+        return int(args.func(cfg, args) or 0)
+    except StockafolioError as exc:
+        print(f"stockafolio: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("stockafolio: interrupted; what this command started was stopped", file=sys.stderr)
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="bin/stockafolio",
+        description="Stockafolio's local stack: Kafka, Cassandra, HDFS, MinIO (S3) and Spark on "
+                    "this machine, installed and configured by the Ansible roles in ansible/.",
+        epilog="Environment: STOCKAFOLIO_CACHE (downloads, default ~/.cache/stockafolio), "
+               "STOCKAFOLIO_VAR (configs, data, logs; default <repo>/var).")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    cmd = sub.add_parser("run", help="install what is missing, start everything, apply the schema")
+    cmd.set_defaults(func=cmd_run)
+    cmd = sub.add_parser("stop", help="stop every service, in reverse order; data is kept")
+    cmd.set_defaults(func=cmd_stop)
+    cmd = sub.add_parser("status", help="each service: ports, pid, health, memory")
+    cmd.set_defaults(func=cmd_status)
+    cmd = sub.add_parser("provision", help="only apply the Ansible roles (install + configure)")
+    cmd.add_argument("--tags", help="only these roles, e.g. kafka,cassandra")
+    cmd.set_defaults(func=cmd_provision)
+    cmd = sub.add_parser("migrate", help="apply the Cassandra schema migrations not yet applied")
+    cmd.add_argument("--keyspace", help="target keyspace (default: $STOCKAFOLIO_KEYSPACE or "
+                                        "stockafolio)")
+    cmd.set_defaults(func=cmd_migrate)
+    cmd = sub.add_parser(
+        "test", help="lint, start the stack if needed, run the whole test suite",
+        description="Runs ruff, yamllint and ansible-lint, then pytest. Starts the local stack if "
+                    "it is not already running (and stops it afterwards). Extra arguments after "
+                    "-- go to pytest.")
+    cmd.add_argument("--unit", action="store_true", help="lint and unit tests only, no services")
+    cmd.add_argument("--keep", action="store_true", help="leave a stack this started running")
+    cmd.add_argument("pytest_args", nargs=argparse.REMAINDER, help="passed to pytest after --")
+    cmd.set_defaults(func=cmd_test)
+    return p
+
+
+def cmd_provision(cfg: StackConfig, args: argparse.Namespace) -> int:
+    services.provision(cfg, tags=args.tags)
+    return 0
+
+
+def cmd_run(cfg: StackConfig, args: argparse.Namespace) -> int:
+    began = time.monotonic()
+    _up(cfg)
+    print(f"\nStockafolio local stack is up ({time.monotonic() - began:.0f} s):")
+    _print_endpoints(cfg)
+    print("Stop it with: bin/stockafolio stop    Check it with: bin/stockafolio status")
+    return 0
+
+
+def _up(cfg: StackConfig) -> list[str]:
+    print("[1/3] provisioning with Ansible (ansible/local.yml)", flush=True)
+    services.provision(cfg)
+    print("[2/3] starting services", flush=True)
+    started = services.start_all(cfg)
+    print("[3/3] applying Cassandra migrations", flush=True)
+    try:
+        _migrate(cfg, cfg.keyspace)
+    except (StockafolioError, KeyboardInterrupt):
+        _stop_started(cfg, started)
+        raise
+    return started
+
+
+def _stop_started(cfg: StackConfig, started: list[str]) -> None:
+    for spec in reversed(services.specs(cfg)):
+        if spec.name in started:
+            from stack import process
+
+            print(f"  {spec.name:<14} {process.stop(spec, cfg.run_dir)}")
+
+
+def cmd_migrate(cfg: StackConfig, args: argparse.Namespace) -> int:
+    _migrate(cfg, args.keyspace or cfg.keyspace)
+    return 0
+
+
+def _migrate(cfg: StackConfig, keyspace: str) -> None:
+    from stockafolio import cql, migrations
+    from stockafolio.settings import Endpoints
+
+    endpoint = Endpoints.load(cfg.var).cassandra
+    cluster, session = cql.connect(endpoint)
+    try:
+        todo = migrations.load(cfg.migrations_dir)
+        done = migrations.apply(session, keyspace, todo, LOCAL_REPLICATION)
+        names = ", ".join(f"{m.version:03d}_{m.name}" for m in done) or "none (schema current)"
+        print(f"  keyspace {keyspace}: applied {names}")
+    finally:
+        cluster.shutdown()
+
+
+def _print_endpoints(cfg: StackConfig) -> None:
+    from stockafolio.settings import Endpoints
+
+    e = Endpoints.load(cfg.var)
+    rows = [("Kafka", e.kafka.bootstrap_servers),
+            ("Cassandra", f"{','.join(e.cassandra.contact_points)}:{e.cassandra.port} "
+                          f"(keyspace {cfg.keyspace})"),
+            ("HDFS", f"{e.hdfs.url} (web UI {e.hdfs.namenode_http})"),
+            ("S3 (MinIO)", f"{e.s3.endpoint_url} (bucket {e.s3.archive_bucket}; "
+                           f"credentials in {cfg.var}/conf/minio/credentials.json)"),
+            ("Spark", f"{e.spark.master}, SPARK_CONF_DIR={e.spark.conf_dir}")]
+    for name, where in rows:
+        print(f"  {name:<11} {where}")
+
+
+def cmd_stop(cfg: StackConfig, args: argparse.Namespace) -> int:
+    print("stopping the local stack (reverse order)")
+    services.stop_all(cfg)
+    return 0
+
+
+def cmd_status(cfg: StackConfig, args: argparse.Namespace) -> int:
+    from stack import process
+
+    rows = services.status(cfg)
+    print(f"{'service':<14} {'ports':<18} {'pid':>7} {'RSS MiB':>8}  health")
+    for s in rows:
+        ports = ",".join(map(str, s.ports))
+        pid = str(s.pid) if s.pid else "-"
+        print(f"{s.name:<14} {ports:<18} {pid:>7} {s.rss_mib:>8.0f}  {s.problem or 'healthy'}")
+    print(f"{'total':<14} {'':<18} {'':>7} {sum(s.rss_mib for s in rows):>8.0f}")
+    for s, spec in zip(rows, services.specs(cfg), strict=True):
+        if s.pid and not s.healthy:
+            print(f"\n--- last lines of {spec.log}\n{process.log_tail(spec)}")
+    return 0 if all(s.healthy for s in rows) else 1
+
+
+def cmd_test(cfg: StackConfig, args: argparse.Namespace) -> int:
+    _lint(cfg)
+    extra = [a for a in args.pytest_args if a != "--"]
+    if args.unit:
+        return _pytest(cfg, ["-m", "not integration and not ansible", *extra])
+    started: list[str] = []
+    if not services.all_healthy(cfg):
+        print("the local stack is not running: starting it for the tests", flush=True)
+        started = _up(cfg)
+    else:
+        print("using the local stack that is already running", flush=True)
+        _migrate(cfg, cfg.keyspace)
+    try:
+        return _pytest(cfg, extra)
+    finally:
+        if started and not args.keep:
+            print("stopping the services this test run started", flush=True)
+            _stop_started(cfg, started)
+
+
+def _lint(cfg: StackConfig) -> None:
+    bindir = os.path.dirname(sys.executable)
+    steps = [("ruff", [f"{bindir}/ruff", "check", "."], cfg.repo),
+             ("yamllint", [f"{bindir}/yamllint", "-s", "ansible", ".yamllint"], cfg.repo),
+             ("ansible-lint", [f"{bindir}/ansible-lint", "--offline", "-q"], cfg.ansible_dir)]
+    for name, argv, cwd in steps:
+        began = time.monotonic()
+        done = subprocess.run(argv, cwd=cwd, check=False,
+                              env={**os.environ, "ANSIBLE_CONFIG": str(cfg.ansible_dir / "ansible.cfg")})
+        if done.returncode != 0:
+            raise StockafolioError(f"lint failed: {name} (output above)")
+        print(f"lint: {name} clean ({time.monotonic() - began:.1f} s)", flush=True)
+
+
+def _pytest(cfg: StackConfig, extra: list[str]) -> int:
+    argv = [sys.executable, "-m", "pytest", *extra]
+    return subprocess.run(argv, cwd=cfg.repo, check=False).returncode

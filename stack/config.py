@@ -1,0 +1,39 @@
+"""The stack manager's settings, read from the environment once, at the entry point."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    repo: Path      # the clone
+    cache: Path     # downloads and builds shared by every clone on this machine
+    var: Path       # this stack's configs, data, logs, pids (survives stop/start)
+    keyspace: str   # Cassandra keyspace the migrations go to
+
+    @property
+    def ansible_dir(self) -> Path:
+        return self.repo / "ansible"
+
+    @property
+    def launch_dir(self) -> Path:
+        return self.var / "launch"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.var / "run"
+
+    @property
+    def migrations_dir(self) -> Path:
+        return self.repo / "cassandra" / "migrations"
+
+    @classmethod
+    def from_env(cls, env: os._Environ[str] | dict[str, str] = os.environ) -> StackConfig:
+        repo = Path(env.get("STOCKAFOLIO_REPO") or Path(__file__).resolve().parent.parent)
+        cache = Path(env.get("STOCKAFOLIO_CACHE") or Path.home() / ".cache" / "stockafolio")
+        var = Path(env.get("STOCKAFOLIO_VAR") or repo / "var")
+        return cls(repo.resolve(), cache.resolve(), var.resolve(),
+                   env.get("STOCKAFOLIO_KEYSPACE", "stockafolio"))

@@ -1,0 +1,138 @@
+"""Start, find and stop one service process. Each runs detached in its own session, so it outlives
+the command that started it, and its pid is kept in `<var>/run/<name>.pid`."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+from stack.launch import LaunchSpec
+
+# Handles of the processes this interpreter spawned: kept so they can be reaped (no zombies) and
+# so Popen does not complain that a child it lost track of is still running (they are meant to).
+_spawned: dict[int, subprocess.Popen[bytes]] = {}
+
+
+def pidfile(run_dir: Path, name: str) -> Path:
+    return run_dir / f"{name}.pid"
+
+
+def running_pid(run_dir: Path, name: str) -> int | None:
+    """The pid recorded for `name` if that process is still alive (and not a zombie)."""
+    path = pidfile(run_dir, name)
+    try:
+        pid = int(path.read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return None
+    return pid if alive(pid) else None
+
+
+def alive(pid: int) -> bool:
+    if pid in _spawned:  # our own child: poll() also reaps it once it has exited
+        return _spawned[pid].poll() is None
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+def port_taken(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def start(spec: LaunchSpec, run_dir: Path) -> int:
+    """Spawn the process detached, stdout and stderr appended to its log; return its pid."""
+    Path(spec.log).parent.mkdir(parents=True, exist_ok=True)
+    Path(spec.cwd).mkdir(parents=True, exist_ok=True)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with open(spec.log, "ab") as log:
+        log.write(f"\n=== started by stockafolio at {time.strftime('%Y-%m-%dT%H:%M:%S%z')}\n".encode())
+        log.flush()
+        proc = subprocess.Popen(
+            list(spec.argv), cwd=spec.cwd, env={**os.environ, **spec.env},
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    _spawned[proc.pid] = proc
+    pidfile(run_dir, spec.name).write_text(f"{proc.pid}\n")
+    return proc.pid
+
+
+def stop(spec: LaunchSpec, run_dir: Path) -> str:
+    """SIGTERM the process group, wait up to stop_timeout_s, then SIGKILL. Returns what happened."""
+    pid = running_pid(run_dir, spec.name)
+    if pid is None:
+        pidfile(run_dir, spec.name).unlink(missing_ok=True)
+        return "not running"
+    _signal_group(pid, signal.SIGTERM)
+    deadline = time.monotonic() + spec.stop_timeout_s
+    while time.monotonic() < deadline and alive(pid):
+        _reap(pid)
+        time.sleep(0.2)
+    outcome = "stopped"
+    if alive(pid):
+        _signal_group(pid, signal.SIGKILL)
+        outcome = f"killed after {spec.stop_timeout_s:.0f}s"
+        _wait_gone(pid)
+    _reap(pid)
+    pidfile(run_dir, spec.name).unlink(missing_ok=True)
+    return outcome
+
+
+def _wait_gone(pid: int, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)
+
+
+def _reap(pid: int) -> None:
+    """Collect the exit status if we are the parent (during `run`), so no zombie lingers."""
+    if pid in _spawned and _spawned[pid].poll() is not None:
+        del _spawned[pid]
+
+
+def rss_mib(pid: int) -> float:
+    """Resident memory of a process and its descendants, in MiB."""
+    total_kib = 0
+    for p in [pid, *_descendants(pid)]:
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total_kib += int(line.split()[1])
+    return total_kib / 1024
+
+
+def _descendants(pid: int) -> list[int]:
+    found: list[int] = []
+    with contextlib.suppress(FileNotFoundError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(FileNotFoundError):
+                for child in (task / "children").read_text().split():
+                    found += [int(child), *_descendants(int(child))]
+    return found
+
+
+def log_tail(spec: LaunchSpec, lines: int = 20) -> str:
+    try:
+        with open(spec.log, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 64 * 1024))
+            return b"\n".join(f.read().splitlines()[-lines:]).decode(errors="replace")
+    except FileNotFoundError:
+        return f"(no log at {spec.log})"

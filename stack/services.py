@@ -1,0 +1,147 @@
+"""The local stack as a whole: provision with Ansible, start in order, stop in reverse, report."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from stack import health, process
+from stack.config import StackConfig
+from stack.launch import LaunchSpec
+from stockafolio.errors import StockafolioError
+
+# Start order: cheap and independent first, Cassandra (slowest, biggest) last.
+ORDER: tuple[str, ...] = ("minio", "hdfs-namenode", "hdfs-datanode", "kafka", "cassandra")
+
+Say = Callable[[str], None]
+
+
+class StackError(StockafolioError):
+    """A service could not be provisioned or started; the message says which and what to do."""
+
+
+@dataclass(frozen=True)
+class Status:
+    name: str
+    ports: tuple[int, ...]
+    pid: int | None
+    problem: str | None  # None when healthy
+    rss_mib: float
+
+    @property
+    def healthy(self) -> bool:
+        return self.pid is not None and self.problem is None
+
+
+def say(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def provision(cfg: StackConfig, tags: str | None = None, var: Path | None = None,
+              echo: bool = True) -> subprocess.CompletedProcess[str]:
+    """Apply ansible/local.yml to this machine: install what is missing, render configs."""
+    env = {**os.environ, "ANSIBLE_CONFIG": str(cfg.ansible_dir / "ansible.cfg"),
+           "STOCKAFOLIO_VAR": str(var or cfg.var), "STOCKAFOLIO_CACHE": str(cfg.cache),
+           "ANSIBLE_DISPLAY_SKIPPED_HOSTS": "false", "ANSIBLE_DISPLAY_OK_HOSTS": "false",
+           "ANSIBLE_LOCALHOST_WARNING": "false", "ANSIBLE_FORCE_COLOR": "false"}
+    argv = [str(Path(sys.executable).parent / "ansible-playbook"), "local.yml"]
+    if tags:
+        argv += ["--tags", tags]
+    out = None if echo else subprocess.PIPE
+    done = subprocess.run(argv, cwd=cfg.ansible_dir, env=env, text=True, stdout=out,
+                          stderr=subprocess.STDOUT if not echo else None, check=False)
+    if done.returncode != 0:
+        raise StackError("provisioning failed (ansible/local.yml, output above); fix the failing "
+                         "task and run again: finished steps are skipped")
+    return done
+
+
+def specs(cfg: StackConfig) -> list[LaunchSpec]:
+    return [LaunchSpec.load(cfg.launch_dir / f"{name}.json") for name in ORDER]
+
+
+def start_all(cfg: StackConfig, out: Say = say) -> list[str]:
+    """Start every service not already healthy, one after another; return the names started.
+    On any failure (or Ctrl-C) the services this call started are stopped again."""
+    started: list[str] = []
+    all_specs = specs(cfg)
+    try:
+        for spec in all_specs:
+            if _start_one(cfg, spec, out):
+                started.append(spec.name)
+    except (StackError, KeyboardInterrupt):
+        for spec in reversed([s for s in all_specs if s.name in started]):
+            out(f"  stopping {spec.name}: {process.stop(spec, cfg.run_dir)}")
+        raise
+    return started
+
+
+def _start_one(cfg: StackConfig, spec: LaunchSpec, out: Say) -> bool:
+    pid = process.running_pid(cfg.run_dir, spec.name)
+    if pid is not None:
+        _wait_healthy(spec, pid, out, began=time.monotonic())
+        out(f"  {spec.name:<14} already running (pid {pid})")
+        return False
+    busy = [p for p in spec.ports if process.port_taken(_host(spec), p)]
+    if busy:
+        raise StackError(f"{spec.name} cannot start: port {busy[0]} is already in use by another "
+                         f"process (find it with: ss -ltnp 'sport = :{busy[0]}'); stop that process "
+                         "or change the port in the role defaults")
+    began = time.monotonic()
+    out(f"  {spec.name:<14} starting (log {spec.log})")
+    pid = process.start(spec, cfg.run_dir)
+    _wait_healthy(spec, pid, out, began)
+    out(f"  {spec.name:<14} healthy in {time.monotonic() - began:.1f} s "
+        f"(pid {pid}, {process.rss_mib(pid):.0f} MiB)")
+    return True
+
+
+def _host(spec: LaunchSpec) -> str:
+    return str(spec.health.get("host", "127.0.0.1"))
+
+
+def _wait_healthy(spec: LaunchSpec, pid: int, out: Say, began: float) -> None:
+    problem: str | None = "not checked yet"
+    while time.monotonic() - began < spec.start_timeout_s:
+        if not process.alive(pid):
+            raise StackError(_failure(spec, f"{spec.name} exited during start-up"))
+        problem = health.check(spec.health)
+        if problem is None:
+            return
+        time.sleep(1.0)
+    raise StackError(_failure(spec, f"{spec.name} not healthy after {spec.start_timeout_s:.0f} s "
+                                    f"({problem})"))
+
+
+def _failure(spec: LaunchSpec, what: str) -> str:
+    return (f"{what}. Last lines of {spec.log}:\n{process.log_tail(spec)}\n"
+            f"Fix the cause above, then run again: bin/stockafolio run")
+
+
+def stop_all(cfg: StackConfig, out: Say = say) -> None:
+    for name in reversed(ORDER):
+        path = cfg.launch_dir / f"{name}.json"
+        if path.exists():
+            out(f"  {name:<14} {process.stop(LaunchSpec.load(path), cfg.run_dir)}")
+
+
+def status(cfg: StackConfig) -> list[Status]:
+    rows = []
+    for spec in specs(cfg):
+        pid = process.running_pid(cfg.run_dir, spec.name)
+        problem = "not running" if pid is None else health.check(spec.health)
+        rows.append(Status(spec.name, spec.ports, pid, problem,
+                           process.rss_mib(pid) if pid else 0.0))
+    return rows
+
+
+def all_healthy(cfg: StackConfig) -> bool:
+    try:
+        return all(s.healthy for s in status(cfg))
+    except StockafolioError:
+        return False

@@ -1,0 +1,40 @@
+"""One Cassandra driver session per process, created on demand (after any fork)."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from cassandra import ProtocolVersion
+from cassandra.cluster import Cluster, NoHostAvailable, Session
+from cassandra.policies import DCAwareRoundRobinPolicy
+from stockafolio.errors import ConfigError, ServiceUnavailable
+from stockafolio.settings import CassandraEndpoint
+
+_IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
+
+
+def check_identifier(name: str) -> str:
+    """Keyspace names cannot be bound as parameters in DDL, so they are validated instead."""
+    if not _IDENTIFIER.match(name):
+        raise ConfigError(f"keyspace name must match {_IDENTIFIER.pattern}, got {name!r}")
+    return name
+
+
+def connect(endpoint: CassandraEndpoint, timeout_s: float = 10.0) -> tuple[Cluster, Session]:
+    """Open a cluster connection; the caller keeps the pair for the life of the process."""
+    logging.getLogger("cassandra").setLevel(logging.ERROR)
+    cluster = Cluster(
+        list(endpoint.contact_points),
+        port=endpoint.port,
+        protocol_version=ProtocolVersion.V5,
+        load_balancing_policy=DCAwareRoundRobinPolicy(local_dc=endpoint.local_dc),
+        connect_timeout=timeout_s,
+        control_connection_timeout=timeout_s,
+    )
+    try:
+        return cluster, cluster.connect()
+    except NoHostAvailable as exc:
+        cluster.shutdown()
+        where = f"{','.join(endpoint.contact_points)}:{endpoint.port}"
+        raise ServiceUnavailable("Cassandra", f"no host answered at {where} ({exc})") from None
