@@ -13,10 +13,6 @@ from pathlib import Path
 
 from stack.launch import LaunchSpec
 
-# Handles of the processes this interpreter spawned: kept so they can be reaped (no zombies) and
-# so Popen does not complain that a child it lost track of is still running (they are meant to).
-_spawned: dict[int, subprocess.Popen[bytes]] = {}
-
 
 def pidfile(run_dir: Path, name: str) -> Path:
     return run_dir / f"{name}.pid"
@@ -33,8 +29,6 @@ def running_pid(run_dir: Path, name: str) -> int | None:
 
 
 def alive(pid: int) -> bool:
-    if pid in _spawned:  # our own child: poll() also reaps it once it has exited
-        return _spawned[pid].poll() is None
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except (FileNotFoundError, IndexError):
@@ -52,6 +46,11 @@ def port_taken(host: str, port: int) -> bool:
     return False
 
 
+# A shell starts the service in the background in a session of its own, prints its pid and exits:
+# the service is then nobody's child here, so it outlives this command and leaves no zombie.
+_LAUNCHER = 'log="$1"; shift; setsid "$@" </dev/null >>"$log" 2>&1 & echo $!'
+
+
 def start(spec: LaunchSpec, run_dir: Path) -> int:
     """Spawn the process detached, stdout and stderr appended to its log; return its pid."""
     Path(spec.log).parent.mkdir(parents=True, exist_ok=True)
@@ -59,14 +58,13 @@ def start(spec: LaunchSpec, run_dir: Path) -> int:
     run_dir.mkdir(parents=True, exist_ok=True)
     with open(spec.log, "ab") as log:
         log.write(f"\n=== started by stockafolio at {time.strftime('%Y-%m-%dT%H:%M:%S%z')}\n".encode())
-        log.flush()
-        proc = subprocess.Popen(
-            list(spec.argv), cwd=spec.cwd, env={**os.environ, **spec.env},
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-    _spawned[proc.pid] = proc
-    pidfile(run_dir, spec.name).write_text(f"{proc.pid}\n")
-    return proc.pid
+    launched = subprocess.run(
+        ["/bin/sh", "-c", _LAUNCHER, "sh", spec.log, *spec.argv], cwd=spec.cwd,
+        env={**os.environ, **spec.env}, capture_output=True, text=True, check=True,
+    )
+    pid = int(launched.stdout.strip())
+    pidfile(run_dir, spec.name).write_text(f"{pid}\n")
+    return pid
 
 
 def stop(spec: LaunchSpec, run_dir: Path) -> str:
@@ -78,14 +76,12 @@ def stop(spec: LaunchSpec, run_dir: Path) -> str:
     _signal_group(pid, signal.SIGTERM)
     deadline = time.monotonic() + spec.stop_timeout_s
     while time.monotonic() < deadline and alive(pid):
-        _reap(pid)
         time.sleep(0.2)
     outcome = "stopped"
     if alive(pid):
         _signal_group(pid, signal.SIGKILL)
         outcome = f"killed after {spec.stop_timeout_s:.0f}s"
         _wait_gone(pid)
-    _reap(pid)
     pidfile(run_dir, spec.name).unlink(missing_ok=True)
     return outcome
 
@@ -99,12 +95,6 @@ def _wait_gone(pid: int, timeout_s: float = 10.0) -> None:
 def _signal_group(pid: int, sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, sig)
-
-
-def _reap(pid: int) -> None:
-    """Collect the exit status if we are the parent (during `run`), so no zombie lingers."""
-    if pid in _spawned and _spawned[pid].poll() is not None:
-        del _spawned[pid]
 
 
 def rss_mib(pid: int) -> float:

@@ -6,7 +6,7 @@ import logging
 import re
 
 from cassandra import ProtocolVersion
-from cassandra.cluster import Cluster, NoHostAvailable, Session
+from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, NoHostAvailable, Session
 from cassandra.policies import DCAwareRoundRobinPolicy
 from stockafolio.errors import ConfigError, ServiceUnavailable
 from stockafolio.settings import CassandraEndpoint
@@ -24,11 +24,13 @@ def check_identifier(name: str) -> str:
 def connect(endpoint: CassandraEndpoint, timeout_s: float = 10.0) -> tuple[Cluster, Session]:
     """Open a cluster connection; the caller keeps the pair for the life of the process."""
     logging.getLogger("cassandra").setLevel(logging.ERROR)
+    profile = ExecutionProfile(load_balancing_policy=DCAwareRoundRobinPolicy(local_dc=endpoint.local_dc),
+                               request_timeout=timeout_s)
     cluster = Cluster(
         list(endpoint.contact_points),
         port=endpoint.port,
         protocol_version=ProtocolVersion.V5,
-        load_balancing_policy=DCAwareRoundRobinPolicy(local_dc=endpoint.local_dc),
+        execution_profiles={EXEC_PROFILE_DEFAULT: profile},
         connect_timeout=timeout_s,
         control_connection_timeout=timeout_s,
     )
