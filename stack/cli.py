@@ -81,9 +81,10 @@ def _up(cfg: StackConfig) -> list[str]:
     services.provision(cfg)
     print("[2/3] starting services", flush=True)
     started = services.start_all(cfg)
-    print("[3/3] applying Cassandra migrations", flush=True)
+    print("[3/3] applying Cassandra migrations, creating the S3 archive bucket", flush=True)
     try:
         _migrate(cfg, cfg.keyspace)
+        _archive_bucket(cfg)
     except (StockafolioError, KeyboardInterrupt):
         _stop_started(cfg, started)
         raise
@@ -116,6 +117,15 @@ def _migrate(cfg: StackConfig, keyspace: str) -> None:
         print(f"  keyspace {keyspace}: applied {names}")
     finally:
         cluster.shutdown()
+
+
+def _archive_bucket(cfg: StackConfig) -> None:
+    from stockafolio import s3
+    from stockafolio.settings import Endpoints
+
+    endpoint = Endpoints.load(cfg.var).s3
+    created = s3.ensure_bucket(endpoint, endpoint.archive_bucket)
+    print(f"  bucket {endpoint.archive_bucket}: {'created' if created else 'exists'}")
 
 
 def _print_endpoints(cfg: StackConfig) -> None:
@@ -167,6 +177,7 @@ def cmd_test(cfg: StackConfig, args: argparse.Namespace) -> int:
     else:
         print("using the local stack that is already running", flush=True)
         _migrate(cfg, cfg.keyspace)
+        _archive_bucket(cfg)
     try:
         return _pytest(cfg, extra)
     finally:

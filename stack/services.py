@@ -95,7 +95,11 @@ def _start_one(cfg: StackConfig, spec: LaunchSpec, out: Say) -> bool:
     began = time.monotonic()
     out(f"  {spec.name:<14} starting (log {spec.log})")
     pid = process.start(spec, cfg.run_dir)
-    _wait_healthy(spec, pid, out, began)
+    try:
+        _wait_healthy(spec, pid, out, began)
+    except (StackError, KeyboardInterrupt):
+        out(f"  {spec.name:<14} {process.stop(spec, cfg.run_dir)}")
+        raise
     out(f"  {spec.name:<14} healthy in {time.monotonic() - began:.1f} s "
         f"(pid {pid}, {process.rss_mib(pid):.0f} MiB)")
     return True

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import boto3
-from botocore.config import Config
 from hdfs_native import Client
 
+from stockafolio import s3 as s3lib
 from stockafolio.settings import Endpoints
 
 
 def s3_client(endpoints: Endpoints):
-    s3 = endpoints.s3
-    return boto3.client("s3", endpoint_url=s3.endpoint_url, region_name=s3.region,
-                        aws_access_key_id=s3.access_key, aws_secret_access_key=s3.secret_key,
-                        config=Config(s3={"addressing_style": "path"}))
+    return s3lib.client(endpoints.s3)
 
 
 def test_hdfs_write_read_delete(endpoints: Endpoints, unique: str) -> None:
@@ -38,3 +34,11 @@ def test_s3_put_get_list(endpoints: Endpoints, unique: str) -> None:
     s3.delete_object(Bucket=bucket, Key=keys[0])
     s3.delete_bucket(Bucket=bucket)
     assert keys == ["trades/date=2026-11-20/part-0.jsonl"] and body == b'{"a": 1}\n'
+
+
+def test_archive_bucket_exists_and_ensure_is_idempotent(endpoints: Endpoints, unique: str) -> None:
+    bucket = unique.replace("_", "-")
+    assert s3lib.ensure_bucket(endpoints.s3, endpoints.s3.archive_bucket) is False  # made by run
+    assert s3lib.ensure_bucket(endpoints.s3, bucket) is True
+    assert s3lib.ensure_bucket(endpoints.s3, bucket) is False
+    s3_client(endpoints).delete_bucket(Bucket=bucket)

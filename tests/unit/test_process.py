@@ -97,3 +97,22 @@ def test_unknown_health_kind_is_reported() -> None:
 
 def _cfg(tmp_path: Path) -> StackConfig:
     return StackConfig(repo=tmp_path, cache=tmp_path, var=tmp_path, keyspace="ks")
+
+
+def test_ctrl_c_during_start_stops_what_was_started(tmp_path: Path, monkeypatch) -> None:
+    """Interrupt while the second service is starting: the first, already healthy, is stopped."""
+    first, second = _http_server(tmp_path / "a", _free_port()), _http_server(tmp_path / "b", _free_port())
+    first = LaunchSpec(**{**first.__dict__, "name": "first"})
+    second = LaunchSpec(**{**second.__dict__, "name": "second",
+                           "health": {"kind": "interrupt"}})
+    monkeypatch.setitem(services.health.CHECKS, "interrupt", _raise_keyboard_interrupt)
+    monkeypatch.setattr(services, "specs", lambda cfg: [first, second])
+    with pytest.raises(KeyboardInterrupt):
+        services.start_all(_cfg(tmp_path), out=lambda _: None)
+    assert process.running_pid(tmp_path / "run", "first") is None
+    assert process.running_pid(tmp_path / "run", "second") is None
+    assert services.health.check(first.health) is not None  # really down, not just forgotten
+
+
+def _raise_keyboard_interrupt(_: dict) -> None:
+    raise KeyboardInterrupt
