@@ -6,7 +6,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from stockafolio.errors import ServiceUnavailable
+from stockafolio.errors import ServiceUnavailable, StockafolioError
 from stockafolio.settings import S3Endpoint
 
 
@@ -27,7 +27,7 @@ def ensure_bucket(endpoint: S3Endpoint, bucket: str) -> bool:
         return False
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") not in ("404", "NoSuchBucket"):
-            raise ServiceUnavailable("S3", f"{endpoint.endpoint_url}: {exc}") from None
+            raise StockafolioError(f"S3 {endpoint.endpoint_url} refused bucket {bucket!r}: {exc}") from None
     except BotoCoreError as exc:
         raise ServiceUnavailable("S3", f"{endpoint.endpoint_url}: {exc}") from None
     s3.create_bucket(Bucket=bucket)

@@ -3,6 +3,7 @@ a unique run id, so names (keyspaces, topics, buckets, paths) never collide betw
 
 from __future__ import annotations
 
+import re
 import uuid
 from pathlib import Path
 
@@ -30,8 +31,10 @@ def run_id() -> str:
 
 @pytest.fixture()
 def unique(run_id: str, request: pytest.FixtureRequest) -> str:
-    """A name unique to this test in this run."""
-    return f"{run_id}_{request.node.name.lower()[:20]}".replace("[", "_").replace("]", "")
+    """A name unique to this test in this run: lower-case letters, digits and inner underscores
+    (replace them with '-' for a bucket name)."""
+    test = re.sub(r"[^a-z0-9]+", "_", request.node.name.lower()[:20]).strip("_")
+    return f"{run_id}_{test}"
 
 
 @pytest.fixture(scope="session")
