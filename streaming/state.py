@@ -1,0 +1,133 @@
+"""One micro-batch of valid trades + the prior state of its users -> the rows to upsert, in pandas.
+
+Pure: no Spark, no Cassandra. The job reads `portfolio_by_user` partitions of the touched users
+(`Prior.from_rows`) and writes back what `portfolio_rows`, `trade_rows` and `equity_rows` return.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+
+import numpy as np
+import pandas as pd
+
+from stockafolio.reference.model import FactorModel
+from streaming import accounting, risk
+
+HOLDING_OUT = ["quantity", "cost_basis_cents", "avg_cost", "realized_pnl_cents", "last_price",
+               "market_value_cents", "unrealized_pnl_cents", "last_trade_id", "last_trade_time"]
+TOTALS_OUT = ["cash_cents", "cash_last_trade_id", "market_value_total_cents", "unrealized_pnl_total_cents",
+              "realized_pnl_total_cents", "equity_cents", "day", "day_open_equity_cents", "day_pnl_cents",
+              *risk.RISK_FIELDS, "sector_weights", "largest_position_weight", "last_batch_id", "updated_at"]
+
+
+@dataclass(frozen=True)
+class Prior:
+    """The stored state of the touched users: holdings rows, cash and guard, and the day's opening."""
+
+    holdings: pd.DataFrame
+    cash: pd.DataFrame
+    days: pd.DataFrame  # user_id, day, day_open_equity_cents, equity_cents
+
+    @classmethod
+    def from_rows(cls, rows: pd.DataFrame) -> Prior:
+        """From `portfolio_by_user` rows (statics repeated on every row; symbol null for a partition
+        that holds statics only)."""
+        held = rows.loc[rows["symbol"].notna(), accounting.HOLDING_COLUMNS]
+        users = rows.drop_duplicates("user_id")
+        cash = users.loc[users["cash_cents"].notna(), accounting.CASH_COLUMNS]
+        cash = cash.assign(cash_last_trade_id=pd.to_numeric(cash["cash_last_trade_id"]).fillna(0))
+        days = users[["user_id", "day", "day_open_equity_cents", "equity_cents"]]
+        return cls(held.reset_index(drop=True), _ints(cash), days.reset_index(drop=True))
+
+
+@dataclass(frozen=True)
+class BatchRows:
+    portfolio: pd.DataFrame
+    totals: pd.DataFrame
+    trades: pd.DataFrame
+    equity: pd.DataFrame
+
+
+def build(trades: pd.DataFrame, prior: Prior, prices: Mapping[str, float], model: FactorModel,
+          batch_id: int, now: datetime, opening_cash_cents: int) -> BatchRows:
+    """Apply the batch and value every touched user; `now` only stamps `updated_at`."""
+    result = accounting.apply_batch(trades, prior.holdings, prior.cash, opening_cash_cents)
+    holdings = _merged(prior.holdings, result.holdings, trades["user_id"].unique())
+    cash = _merged_cash(prior.cash, result.cash, trades["user_id"].unique(), opening_cash_cents)
+    holdings["avg_cost"] = accounting.average_cost(holdings["quantity"], holdings["cost_basis_cents"])
+    marked = risk.mark_holdings(holdings, prices)
+    day = batch_day(trades)
+    totals = risk.portfolio_totals(marked, cash[["user_id", "cash_cents"]], model,
+                                   _day_open(prior.days, cash, day, opening_cash_cents))
+    totals = totals.assign(cash_last_trade_id=cash["cash_last_trade_id"].to_numpy(), day=day,
+                           last_batch_id=batch_id, updated_at=pd.Timestamp(now))
+    totals["day_open_equity_cents"] = totals["equity_cents"] - totals["day_pnl_cents"]
+    portfolio = marked.merge(totals[["user_id", *TOTALS_OUT]], on="user_id")
+    return BatchRows(portfolio[["user_id", "symbol", *HOLDING_OUT, *TOTALS_OUT]], totals,
+                     trade_rows(trades), equity_rows(totals, trades))
+
+
+def batch_day(trades: pd.DataFrame) -> date:
+    """The UTC day of the batch: that of its latest trade (the same on a replay, unlike the clock)."""
+    return pd.to_datetime(trades["event_time"], utc=True).max().date()
+
+
+def trade_rows(trades: pd.DataFrame) -> pd.DataFrame:
+    """`trades_by_user_day` rows for every valid trade of the batch (replays rewrite the same keys)."""
+    times = pd.to_datetime(trades["event_time"], utc=True)
+    frame = trades[accounting.TRADE_COLUMNS].drop_duplicates("trade_id")
+    return frame.assign(event_time=times, day=times.dt.date).reset_index(drop=True)
+
+
+def equity_rows(totals: pd.DataFrame, trades: pd.DataFrame) -> pd.DataFrame:
+    """`equity_by_user_day` rows: each touched user's value at the minute of the batch's last trade."""
+    minute = pd.to_datetime(trades["event_time"], utc=True).max().floor("min")
+    columns = ["user_id", "equity_cents", "cash_cents", "day_pnl_cents"]
+    return totals[columns].assign(day=minute.date(), minute=minute,
+                                  market_value_cents=totals["market_value_total_cents"])
+
+
+def _merged(prior: pd.DataFrame, changed: pd.DataFrame, users: np.ndarray) -> pd.DataFrame:
+    """Every holding of `users`: the changed rows over the prior ones."""
+    mine = prior.loc[prior["user_id"].isin(users), accounting.HOLDING_COLUMNS]
+    both = _concat([mine, changed[accounting.HOLDING_COLUMNS]])
+    return _ints(both.drop_duplicates(accounting.KEY, keep="last")).reset_index(drop=True)
+
+
+def _merged_cash(prior: pd.DataFrame, changed: pd.DataFrame, users: np.ndarray,
+                 opening_cash_cents: int) -> pd.DataFrame:
+    start = pd.DataFrame({"user_id": users, "cash_cents": opening_cash_cents, "cash_last_trade_id": 0})
+    both = _concat([start, prior.loc[prior["user_id"].isin(users)], changed])
+    return _ints(both.drop_duplicates("user_id", keep="last")).reset_index(drop=True)
+
+
+def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """Concatenate, leaving out empty frames (whose dtypes would otherwise leak into the result)."""
+    return pd.concat([f for f in frames if len(f)] or frames[:1], ignore_index=True)
+
+
+def _day_open(days: pd.DataFrame, cash: pd.DataFrame, day: date, opening_cash_cents: int) -> dict[int, int]:
+    """Equity at the start of `day` per user: kept while the stored day is `day`, else the last stored
+    equity (the previous valuation), else the opening cash of a new user."""
+    stored = days.set_index("user_id").reindex(cash["user_id"])
+    same_day = stored["day"].map(_as_date) == day
+    opening = np.where(same_day, stored["day_open_equity_cents"], stored["equity_cents"])
+    opening = pd.Series(opening, index=stored.index, dtype="float64").fillna(opening_cash_cents)
+    return {int(u): int(v) for u, v in opening.items()}
+
+
+def _as_date(value: object) -> date | None:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return None
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).date() if value.tzinfo else value.date()
+    return value if isinstance(value, date) else pd.Timestamp(str(value)).date()
+
+
+def _ints(frame: pd.DataFrame) -> pd.DataFrame:
+    """Columns that came back from Cassandra as floats (nullable) made int64 again."""
+    names = [c for c in frame.columns if c.endswith(("_cents", "_id", "quantity"))]
+    return frame.astype({c: "int64" for c in names}) if len(frame) else frame

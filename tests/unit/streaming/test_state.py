@@ -1,0 +1,69 @@
+"""From a batch and the stored rows of its users to the rows the job upserts (no Spark, no Cassandra)."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import pandas as pd
+import pytest
+
+from stockafolio.reference.model import FactorModel, load_factor_model
+from streaming import state
+from tests.unit.streaming.test_accounting import trades
+
+NOW = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)
+DAY = date(2026, 11, 20)
+
+
+@pytest.fixture(scope="module")
+def model() -> FactorModel:
+    return load_factor_model()
+
+
+def stored(rows: state.BatchRows) -> pd.DataFrame:
+    """What Cassandra would hand back for these users on the next batch."""
+    return rows.portfolio.copy()
+
+
+def empty_prior() -> state.Prior:
+    return state.Prior.from_rows(pd.DataFrame(columns=["user_id", "symbol", *state.HOLDING_OUT,
+                                                       *state.TOTALS_OUT]))
+
+
+def test_first_batch_of_a_new_user(model: FactorModel) -> None:
+    batch = trades((1, 1, "AAPL", "buy", 10, 100.0), (2, 1, "MSFT", "buy", 5, 200.0))
+    rows = state.build(batch, empty_prior(), {"AAPL": 110.0}, model, 3, NOW, opening_cash_cents=1_000_000)
+    portfolio = rows.portfolio.set_index("symbol")
+    assert portfolio.loc["AAPL", ["market_value_cents", "unrealized_pnl_cents"]].tolist() == [110_000, 10_000]
+    assert portfolio.loc["MSFT", "market_value_cents"] == 100_000  # no price yet: marked at cost
+    total = rows.totals.iloc[0]
+    assert total[["cash_cents", "equity_cents", "day_open_equity_cents", "day_pnl_cents"]].tolist() == [
+        800_000, 1_010_000, 1_000_000, 10_000]
+    assert (total["day"], total["last_batch_id"], total["cash_last_trade_id"]) == (DAY, 3, 2)
+    assert rows.trades["day"].tolist() == [DAY, DAY] and len(rows.equity) == 1
+
+
+def test_next_batch_keeps_untouched_holdings_and_the_day_opening(model: FactorModel) -> None:
+    first = state.build(trades((1, 1, "AAPL", "buy", 10, 100.0), (2, 1, "MSFT", "buy", 5, 200.0)),
+                        empty_prior(), {}, model, 0, NOW, opening_cash_cents=1_000_000)
+    prior = state.Prior.from_rows(stored(first))
+    second = state.build(trades((3, 1, "AAPL", "sell", 4, 120.0)), prior, {"AAPL": 120.0, "MSFT": 190.0},
+                         model, 1, NOW, opening_cash_cents=1_000_000)
+    portfolio = second.portfolio.set_index("symbol")
+    assert portfolio["quantity"].to_dict() == {"AAPL": 6, "MSFT": 5}
+    assert portfolio.loc["AAPL", "realized_pnl_cents"] == 8_000
+    total = second.totals.iloc[0]
+    assert total["day_open_equity_cents"] == 1_000_000
+    cash = 1_000_000 - 100_000 - 100_000 + 4 * 12_000
+    assert total[["cash_cents", "equity_cents"]].tolist() == [cash, cash + 6 * 12_000 + 5 * 19_000]
+    assert total["day_pnl_cents"] == total["equity_cents"] - 1_000_000
+
+
+def test_replaying_a_batch_on_its_own_result_changes_no_state(model: FactorModel) -> None:
+    batch = trades((1, 1, "AAPL", "buy", 10, 100.0), (2, 2, "AAPL", "sell", 3, 90.0))
+    first = state.build(batch, empty_prior(), {"AAPL": 95.0}, model, 0, NOW, opening_cash_cents=0)
+    again = state.build(batch, state.Prior.from_rows(stored(first)), {"AAPL": 95.0}, model, 0, NOW,
+                        opening_cash_cents=0)
+    columns = ["user_id", "symbol", "quantity", "cost_basis_cents", "realized_pnl_cents", "cash_cents",
+               "equity_cents", "day_pnl_cents", "var_99"]
+    pd.testing.assert_frame_equal(again.portfolio[columns], first.portfolio[columns])
