@@ -18,6 +18,7 @@ from generator.kafka_sink import KafkaSettings
 from generator.live import LiveSettings, RunShape, Summary, run_live
 from generator.market import Market
 from generator.progress import Console
+from stockafolio import topics
 from stockafolio.errors import ConfigError, StockafolioError
 from stockafolio.records import MAX_RUN_ID
 from stockafolio.reference import load_factor_model, load_universe
@@ -140,8 +141,8 @@ def _live_parser(p: argparse.ArgumentParser) -> None:
     g.add_argument("--days", type=positive_int, default=1,
                    help="simulated sessions before stopping, if nothing stops it earlier (1)")
     g = p.add_argument_group("Kafka")
-    g.add_argument("--trades-topic", default="trades", help="trades topic (trades)")
-    g.add_argument("--prices-topic", default="prices", help="prices topic (prices)")
+    g.add_argument("--trades-topic", default=topics.TRADES, help=f"trades topic ({topics.TRADES})")
+    g.add_argument("--prices-topic", default=topics.PRICES, help=f"prices topic ({topics.PRICES})")
     g.add_argument("--partitions", type=positive_int, default=6, help="partitions of topics it creates (6)")
     _s3_flags(p)
     p.add_argument("--no-archive", action="store_true", help="do not start the archiver process")
@@ -162,7 +163,7 @@ def _batch_parser(p: argparse.ArgumentParser) -> None:
 
 
 def _archive_parser(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--topic", default="trades", help="trades topic (trades)")
+    p.add_argument("--topic", default=topics.TRADES, help=f"trades topic ({topics.TRADES})")
     p.add_argument("--group", default="stockafolio-archiver", help="consumer group (stockafolio-archiver)")
     p.add_argument("--until-caught-up", action="store_true",
                    help="stop once the topic's current end is archived (default: run until Ctrl-C)")

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from stockafolio import topics
 from stockafolio.errors import ServiceUnavailable, StockafolioError
 
 Say = Callable[[str], None]
@@ -30,8 +31,8 @@ _DOWN = {KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT, KafkaError._RESOLV
 @dataclass(frozen=True)
 class KafkaSettings:
     bootstrap: str
-    trades_topic: str = "trades"
-    prices_topic: str = "prices"
+    trades_topic: str = topics.TRADES
+    prices_topic: str = topics.PRICES
     partitions: int = 6
     give_up_s: float = 120.0
     linger_ms: int = 25

@@ -14,6 +14,7 @@ from stack.config import StackConfig
 from stockafolio.errors import StockafolioError
 
 LOCAL_REPLICATION = {"class": "SimpleStrategy", "replication_factor": 1}
+PARTITIONS = 6  # per pipeline topic: room for up to 6 Spark tasks / consumers in parallel
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -37,7 +38,19 @@ def _parser() -> argparse.ArgumentParser:
         epilog="Environment: STOCKAFOLIO_CACHE (downloads, default ~/.cache/stockafolio), "
                "STOCKAFOLIO_VAR (configs, data, logs; default <repo>/var).")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    cmd = sub.add_parser("run", help="install what is missing, start everything, apply the schema")
+    cmd = sub.add_parser(
+        "run", help="install what is missing, start the stack and the pipeline",
+        description="Provision and start Kafka, Cassandra, HDFS and MinIO, apply the schema, then "
+                    "start the streaming job and the generator (the pipeline).")
+    cmd.add_argument("--rate", type=_positive_int, default=1000,
+                     help="generator trades per second (default 1000: what the streaming job "
+                          "currently sustains here with headroom; see streaming/README.md)")
+    cmd.add_argument("--users", type=_positive_int, default=100_000,
+                     help="simulated users (default 100000)")
+    cmd.add_argument("--speed", type=float, default=1.0,
+                     help="simulated seconds per wall second (default 1)")
+    cmd.add_argument("--no-pipeline", action="store_true",
+                     help="start only the services, not the streaming job and generator")
     cmd.set_defaults(func=cmd_run)
     cmd = sub.add_parser("stop", help="stop every service, in reverse order; data is kept")
     cmd.set_defaults(func=cmd_stop)
@@ -67,24 +80,46 @@ def cmd_provision(cfg: StackConfig, args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
+    return value
+
+
 def cmd_run(cfg: StackConfig, args: argparse.Namespace) -> int:
+    from stack import pipeline
+
     began = time.monotonic()
     _up(cfg)
+    if not args.no_pipeline:
+        print("[pipeline] starting the pipeline (streaming job, then generator)", flush=True)
+        opts = pipeline.PipelineOptions(rate=args.rate, users=args.users, speed=args.speed)
+        specs = pipeline.launch_specs(cfg, opts)
+        pipeline.write_specs(cfg, specs)
+        services.start_all(cfg, all_specs=specs)
     print(f"\nStockafolio local stack is up ({time.monotonic() - began:.0f} s):")
     _print_endpoints(cfg)
+    if not args.no_pipeline:
+        print(f"  Pipeline    generator at {args.rate} trades/s for {args.users} users -> Kafka "
+              f"'trades' -> streaming job -> Cassandra; logs in {cfg.var}/log/pipeline/")
     print("Stop it with: bin/stockafolio stop    Check it with: bin/stockafolio status")
     return 0
 
 
 def _up(cfg: StackConfig) -> list[str]:
-    print("[1/3] provisioning with Ansible (ansible/local.yml)", flush=True)
+    print("[provision] provisioning with Ansible (ansible/local.yml)", flush=True)
     services.provision(cfg)
-    print("[2/3] starting services", flush=True)
+    print("[services] starting services", flush=True)
     started = services.start_all(cfg)
-    print("[3/3] applying Cassandra migrations, creating the S3 archive bucket", flush=True)
+    print("[schema] Cassandra migrations, S3 archive bucket, Kafka topics", flush=True)
     try:
         _migrate(cfg, cfg.keyspace)
         _archive_bucket(cfg)
+        _topics(cfg)
     except (StockafolioError, KeyboardInterrupt):
         _stop_started(cfg, started)
         raise
@@ -117,6 +152,16 @@ def _migrate(cfg: StackConfig, keyspace: str) -> None:
         print(f"  keyspace {keyspace}: applied {names}")
     finally:
         cluster.shutdown()
+
+
+def _topics(cfg: StackConfig) -> None:
+    from stockafolio import topics
+    from stockafolio.settings import Endpoints
+
+    bootstrap = Endpoints.load(cfg.var).kafka.bootstrap_servers
+    made = topics.ensure_topics(bootstrap, topics.PIPELINE_TOPICS, PARTITIONS, replication=1)
+    print(f"  topics {', '.join(topics.PIPELINE_TOPICS)}: "
+          f"{'created ' + ', '.join(made) if made else 'exist'}")
 
 
 def _archive_bucket(cfg: StackConfig) -> None:
@@ -153,13 +198,15 @@ def cmd_status(cfg: StackConfig, args: argparse.Namespace) -> int:
     from stack import process
 
     rows = services.status(cfg)
-    print(f"{'service':<14} {'ports':<18} {'pid':>7} {'RSS MiB':>8}  health")
+    print(f"{'process':<14} {'ports':<18} {'pid':>7} {'RSS MiB':>8}  health")
     for s in rows:
         ports = ",".join(map(str, s.ports))
         pid = str(s.pid) if s.pid else "-"
         print(f"{s.name:<14} {ports:<18} {pid:>7} {s.rss_mib:>8.0f}  {s.problem or 'healthy'}")
     print(f"{'total':<14} {'':<18} {'':>7} {sum(s.rss_mib for s in rows):>8.0f}")
-    for s, spec in zip(rows, services.specs(cfg), strict=True):
+    from stack import pipeline
+
+    for s, spec in zip(rows, services.specs(cfg) + pipeline.written_specs(cfg), strict=True):
         if s.pid and not s.healthy:
             print(f"\n--- last lines of {spec.log}\n{process.log_tail(spec)}")
     return 0 if all(s.healthy for s in rows) else 1
@@ -178,6 +225,7 @@ def cmd_test(cfg: StackConfig, args: argparse.Namespace) -> int:
         print("using the local stack that is already running", flush=True)
         _migrate(cfg, cfg.keyspace)
         _archive_bucket(cfg)
+        _topics(cfg)
     try:
         return _pytest(cfg, extra)
     finally:

@@ -82,8 +82,14 @@ def _jmx(base: str, query: str) -> dict[str, Any]:
     return beans[0]
 
 
+def running(h: dict[str, Any]) -> str | None:
+    """A process with no port: healthy while alive (the stack manager checks that it is, for at
+    least `settle_s` seconds after start)."""
+    return None
+
+
 CHECKS: dict[str, Check] = {"tcp": tcp, "http": http, "kafka": kafka, "cassandra": cassandra,
-                            "hdfs": hdfs}
+                            "hdfs": hdfs, "process": running}
 
 
 def check(health: dict[str, Any]) -> str | None:

@@ -65,11 +65,11 @@ def specs(cfg: StackConfig) -> list[LaunchSpec]:
     return [LaunchSpec.load(cfg.launch_dir / f"{name}.json") for name in ORDER]
 
 
-def start_all(cfg: StackConfig, out: Say = say) -> list[str]:
+def start_all(cfg: StackConfig, out: Say = say, all_specs: list[LaunchSpec] | None = None) -> list[str]:
     """Start every service not already healthy, one after another; return the names started.
     On any failure (or Ctrl-C) the services this call started are stopped again."""
     started: list[str] = []
-    all_specs = specs(cfg)
+    all_specs = specs(cfg) if all_specs is None else all_specs
     try:
         for spec in all_specs:
             if _start_one(cfg, spec, out):
@@ -111,11 +111,12 @@ def _host(spec: LaunchSpec) -> str:
 
 def _wait_healthy(spec: LaunchSpec, pid: int, out: Say, began: float) -> None:
     problem: str | None = "not checked yet"
+    settle_until = began + float(spec.health.get("settle_s", 0))
     while time.monotonic() - began < spec.start_timeout_s:
         if not process.alive(pid):
             raise StackError(_failure(spec, f"{spec.name} exited during start-up"))
         problem = health.check(spec.health)
-        if problem is None:
+        if problem is None and time.monotonic() >= settle_until:
             return
         time.sleep(1.0)
     raise StackError(_failure(spec, f"{spec.name} not healthy after {spec.start_timeout_s:.0f} s "
@@ -128,15 +129,21 @@ def _failure(spec: LaunchSpec, what: str) -> str:
 
 
 def stop_all(cfg: StackConfig, out: Say = say) -> None:
+    from stack import pipeline
+
+    for spec in reversed(pipeline.written_specs(cfg)):
+        out(f"  {spec.name:<14} {process.stop(spec, cfg.run_dir)}")
     for name in reversed(ORDER):
         path = cfg.launch_dir / f"{name}.json"
         if path.exists():
             out(f"  {name:<14} {process.stop(LaunchSpec.load(path), cfg.run_dir)}")
 
 
-def status(cfg: StackConfig) -> list[Status]:
+def status(cfg: StackConfig, with_pipeline: bool = True) -> list[Status]:
+    from stack import pipeline
+
     rows = []
-    for spec in specs(cfg):
+    for spec in specs(cfg) + (pipeline.written_specs(cfg) if with_pipeline else []):
         pid = process.running_pid(cfg.run_dir, spec.name)
         problem = "not running" if pid is None else health.check(spec.health)
         rows.append(Status(spec.name, spec.ports, pid, problem,
@@ -146,6 +153,6 @@ def status(cfg: StackConfig) -> list[Status]:
 
 def all_healthy(cfg: StackConfig) -> bool:
     try:
-        return all(s.healthy for s in status(cfg))
+        return all(s.healthy for s in status(cfg, with_pipeline=False))
     except StockafolioError:
         return False

@@ -30,6 +30,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 
 from stack.config import StackConfig
+from stockafolio import topics
 from stockafolio.cql import check_identifier
 from stockafolio.reference.model import FactorModel, load_factor_model
 from stockafolio.settings import Endpoints
@@ -65,9 +66,9 @@ class JobSettings:
     kafka_bootstrap: str
     keyspace: str
     checkpoint: str
-    trades_topic: str = "trades"
-    dead_letter_topic: str = "trades-dead-letter"
-    events_topic: str = "portfolio-events"
+    trades_topic: str = topics.TRADES
+    dead_letter_topic: str = topics.TRADES_DEAD_LETTER
+    events_topic: str = topics.PORTFOLIO_EVENTS
     trigger_seconds: float = 2.0
     max_offsets_per_trigger: int = 40_000
     opening_cash_cents: int = 0

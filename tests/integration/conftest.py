@@ -35,3 +35,9 @@ def spark(endpoints: Endpoints) -> Iterator:
     session = SparkSession.builder.master(endpoints.spark.master).appName("tests").getOrCreate()
     yield session
     session.stop()
+
+
+def drop_topics(admin, names: list[str]) -> None:
+    """Delete topics and wait for it: an unawaited delete is dropped with the client."""
+    for future in admin.delete_topics(list(names)).values():
+        future.result(30)

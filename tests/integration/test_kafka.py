@@ -6,6 +6,7 @@ from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from stockafolio.settings import Endpoints
+from tests.integration.conftest import drop_topics
 
 
 def test_produce_and_consume(endpoints: Endpoints, unique: str) -> None:
@@ -30,5 +31,5 @@ def test_produce_and_consume(endpoints: Endpoints, unique: str) -> None:
         if len(got) == len(sent):
             break
     consumer.close()
-    admin.delete_topics([unique])
+    drop_topics(admin, [unique])
     assert got == sent

@@ -10,6 +10,7 @@ from hdfs_native import Client
 from stack import process, services
 from stockafolio import cql
 from stockafolio.settings import Endpoints
+from tests.integration.conftest import drop_topics
 from tests.integration.test_storage import s3_client
 
 
@@ -63,6 +64,6 @@ def _read_everywhere(e: Endpoints, name: str, bucket: str) -> dict[str, object]:
     s3_value = s3.get_object(Bucket=bucket, Key="k")["Body"].read()
     s3.delete_object(Bucket=bucket, Key="k")
     s3.delete_bucket(Bucket=bucket)
-    AdminClient({"bootstrap.servers": e.kafka.bootstrap_servers}).delete_topics([name])
+    drop_topics(AdminClient({"bootstrap.servers": e.kafka.bootstrap_servers}), [name])
     return {"kafka": msgs[0].value() if msgs else None, "cassandra": row.v if row else None,
             "hdfs": hdfs_value, "s3": s3_value}

@@ -10,6 +10,7 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from stockafolio.settings import Endpoints
+from tests.integration.conftest import drop_topics
 from tests.integration.test_storage import s3_client
 
 ROWS = [(i, f"user-{i % 7}", float(i) * 1.5) for i in range(500)]
@@ -47,7 +48,7 @@ def kafka_topic(endpoints: Endpoints, unique: str):
     admin = AdminClient({"bootstrap.servers": endpoints.kafka.bootstrap_servers})
     admin.create_topics([NewTopic(unique, num_partitions=2, replication_factor=1)])[unique].result(30)
     yield unique
-    admin.delete_topics([unique])
+    drop_topics(admin, [unique])
 
 
 def test_streaming_kafka_to_cassandra(spark, endpoints: Endpoints, cassandra_session, kafka_topic,

@@ -18,6 +18,7 @@ from stockafolio import migrations
 from stockafolio.records import Trade, encode
 from stockafolio.settings import Endpoints
 from streaming import job
+from tests.integration.conftest import drop_topics
 from tests.unit.streaming.test_accounting import reference
 
 REPO = Path(__file__).resolve().parents[2]
@@ -54,7 +55,7 @@ def topics(endpoints: Endpoints, unique: str):
                                        for t in names.values()]).values():
         future.result(30)
     yield names
-    admin.delete_topics(list(names.values()))
+    drop_topics(admin, list(names.values()))
 
 
 @pytest.fixture()

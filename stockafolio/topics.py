@@ -1,0 +1,31 @@
+"""The Kafka topics of the pipeline, named once. `bin/stockafolio run` creates them (like the
+Cassandra schema) so that no component depends on broker-side auto-creation."""
+
+from __future__ import annotations
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from stockafolio.errors import ServiceUnavailable
+
+TRADES = "trades"                 # key user_id: per-user order
+PRICES = "prices"                 # key symbol
+TRADES_DEAD_LETTER = "trades-dead-letter"  # malformed trades, with the reason and the original bytes
+PORTFOLIO_EVENTS = "portfolio-events"      # per-user updates for the web tier
+
+PIPELINE_TOPICS: tuple[str, ...] = (TRADES, PRICES, TRADES_DEAD_LETTER, PORTFOLIO_EVENTS)
+
+
+def ensure_topics(bootstrap: str, names: tuple[str, ...], partitions: int, replication: int) -> list[str]:
+    """Create the topics that do not exist yet; return the names created."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    try:
+        existing = set(admin.list_topics(timeout=10).topics)
+    except KafkaException as exc:
+        raise ServiceUnavailable("Kafka", f"{bootstrap}: {exc}") from None
+    missing = [n for n in names if n not in existing]
+    if missing:
+        futures = admin.create_topics([NewTopic(n, partitions, replication) for n in missing])
+        for future in futures.values():
+            future.result(30)
+    return missing
