@@ -235,14 +235,21 @@ def cmd_test(cfg: StackConfig, args: argparse.Namespace) -> int:
 
 
 def _lint(cfg: StackConfig) -> None:
+    from stack import tools
+
     bindir = os.path.dirname(sys.executable)
     steps = [("ruff", [f"{bindir}/ruff", "check", "."], cfg.repo),
              ("yamllint", [f"{bindir}/yamllint", "-s", "ansible", ".yamllint"], cfg.repo),
-             ("ansible-lint", [f"{bindir}/ansible-lint", "--offline", "-q"], cfg.ansible_dir)]
+             ("ansible-lint", [f"{bindir}/ansible-lint", "--offline", "-q"], cfg.ansible_dir),
+             ("tofu fmt", [str(tools.tofu(cfg)), "fmt", "-check", "-diff", "-recursive", "terraform"],
+              cfg.repo),
+             ("checkov", [str(tools.checkov(cfg)), "-d", "terraform", "--framework", "terraform",
+                          "--quiet", "--compact", "--skip-download"], cfg.repo)]
+    env = {**os.environ, "ANSIBLE_CONFIG": str(cfg.ansible_dir / "ansible.cfg"),
+           "TF_CLI_CONFIG_FILE": "/dev/null"}
     for name, argv, cwd in steps:
         began = time.monotonic()
-        done = subprocess.run(argv, cwd=cwd, check=False,
-                              env={**os.environ, "ANSIBLE_CONFIG": str(cfg.ansible_dir / "ansible.cfg")})
+        done = subprocess.run(argv, cwd=cwd, check=False, env=env)
         if done.returncode != 0:
             raise StockafolioError(f"lint failed: {name} (output above)")
         print(f"lint: {name} clean ({time.monotonic() - began:.1f} s)", flush=True)
