@@ -7,7 +7,8 @@ the accounting skips trades at or below the stored per-position and per-user gua
 micro-batch after a kill -9 (of the job, Kafka or Cassandra) rewrites the same values. Per micro-batch:
 parse in the JVM, send invalid records to the dead-letter topic with their reason, collect the valid
 trades to the driver (Arrow), read the touched users' partitions (a direct join), apply
-`streaming.state.build`, write one connector job per table, publish one event per touched user.
+`streaming.state.build`, write the touched users' changed holdings and statics (one UNLOGGED batch
+per user through the driver), the other tables through the connector, publish one event per touched user.
 Kafka outputs (dead letters, events) are at least once: a replay republishes them with the same
 `batch_id` and offsets, so consumers can drop duplicates.
 """
@@ -33,7 +34,7 @@ from stack.config import StackConfig
 from stockafolio import topics
 from stockafolio.cql import check_identifier
 from stockafolio.reference.model import FactorModel, load_factor_model
-from stockafolio.settings import Endpoints
+from stockafolio.settings import CassandraEndpoint, Endpoints
 from streaming import state, store
 from streaming.accounting import TRADE_COLUMNS
 from streaming.parse import SOURCE, parse_trades
@@ -72,6 +73,7 @@ class JobSettings:
     trigger_seconds: float = 2.0
     max_offsets_per_trigger: int = 40_000
     opening_cash_cents: int = 0
+    cassandra: CassandraEndpoint | None = None  # None: the stack's (for the driver-side session)
 
 
 class BatchWriter:
@@ -80,6 +82,9 @@ class BatchWriter:
     def __init__(self, spark: SparkSession, settings: JobSettings, model: FactorModel) -> None:
         self.spark, self.settings, self.model = spark, settings, model
         self.symbols = list(model.symbols)
+        endpoint = settings.cassandra or Endpoints.load(StackConfig.from_env().var).cassandra
+        self.portfolio = store.PortfolioWriter(store.session_for(endpoint), settings.keyspace,
+                                               state.HOLDING_OUT, state.TOTALS_OUT)
 
     def __call__(self, raw: DataFrame, batch_id: int) -> None:
         started = datetime.now(UTC)
@@ -102,7 +107,7 @@ class BatchWriter:
             rows = state.build(trades, prior, prices, self.model, batch_id, now,
                                self.settings.opening_cash_cents)
         with step("write portfolio"):
-            store.upsert(self.spark, rows.portfolio, PORTFOLIO_DDL, ks, "portfolio_by_user")
+            self.portfolio.write(rows.changed, rows.totals)
         with step("write trades+equity"):
             store.upsert(self.spark, rows.trades, TRADES_DDL, ks, "trades_by_user_day")
             store.upsert(self.spark, rows.equity, EQUITY_DDL, ks, "equity_by_user_day")
@@ -172,7 +177,7 @@ def main(argv: list[str] | None = None) -> None:
     config = StackConfig.from_env()
     endpoints = Endpoints.load(config.var)
     settings = JobSettings(
-        kafka_bootstrap=endpoints.kafka.bootstrap_servers,
+        kafka_bootstrap=endpoints.kafka.bootstrap_servers, cassandra=endpoints.cassandra,
         keyspace=check_identifier(args.keyspace or config.keyspace),
         checkpoint=args.checkpoint or str(Path(config.var) / "data" / "streaming" / "checkpoint"),
         trades_topic=args.trades_topic, trigger_seconds=args.trigger_seconds,

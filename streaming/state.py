@@ -45,7 +45,11 @@ class Prior:
 
 @dataclass(frozen=True)
 class BatchRows:
+    """`portfolio`: every holding of the touched users with their statics; `changed`: only the holding
+    rows the batch touched (HOLDING_OUT, marked); `totals`: one statics row per touched user."""
+
     portfolio: pd.DataFrame
+    changed: pd.DataFrame
     totals: pd.DataFrame
     trades: pd.DataFrame
     equity: pd.DataFrame
@@ -66,7 +70,9 @@ def build(trades: pd.DataFrame, prior: Prior, prices: Mapping[str, float], model
                            last_batch_id=batch_id, updated_at=pd.Timestamp(now))
     totals["day_open_equity_cents"] = totals["equity_cents"] - totals["day_pnl_cents"]
     portfolio = marked.merge(totals[["user_id", *TOTALS_OUT]], on="user_id")
-    return BatchRows(portfolio[["user_id", "symbol", *HOLDING_OUT, *TOTALS_OUT]], totals,
+    touched = marked.merge(result.holdings[accounting.KEY], on=accounting.KEY)
+    return BatchRows(portfolio[["user_id", "symbol", *HOLDING_OUT, *TOTALS_OUT]],
+                     touched[["user_id", "symbol", *HOLDING_OUT]].reset_index(drop=True), totals,
                      trade_rows(trades), equity_rows(totals, trades))
 
 

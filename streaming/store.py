@@ -1,16 +1,26 @@
-"""Cassandra through the Spark connector: read the touched users' partitions and the latest prices,
-upsert pandas frames (one connector write per table per micro-batch)."""
+"""Cassandra: reads and the trade/equity/health upserts through the Spark connector; the
+`portfolio_by_user` upsert through the Python driver, one UNLOGGED batch (one partition mutation) per
+touched user holding its statics and only the holding rows the micro-batch changed
+(`bench/streaming_cassandra_writes.py` measured this ~2x faster than the connector writing every row)."""
 
 from __future__ import annotations
 
+import functools
 import re
+from collections.abc import Iterable
 
 import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from cassandra.cluster import ResponseFuture, Session
+from cassandra.query import BatchStatement, BatchType, PreparedStatement
+from stockafolio import cql
+from stockafolio.settings import CassandraEndpoint
+
 CASSANDRA = "org.apache.spark.sql.cassandra"
 MARKET = "us"
+IN_FLIGHT = 64  # batches awaiting an answer at once
 
 
 def table(spark: SparkSession, keyspace: str, name: str) -> DataFrame:
@@ -38,3 +48,59 @@ def upsert(spark: SparkSession, frame: pd.DataFrame, schema: str, keyspace: str,
     columns = re.findall(r"(?:^|,)\s*(\w+)\s", schema)
     (spark.createDataFrame(frame[columns], schema).write.format(CASSANDRA).mode("append")
      .options(keyspace=keyspace, table=name).save())
+
+
+@functools.cache
+def session_for(endpoint: CassandraEndpoint) -> Session:
+    """One driver session per process (the job's driver process, after Spark started), kept open."""
+    return cql.connect(endpoint, timeout_s=30)[1]
+
+
+class PortfolioWriter:
+    """Absolute upserts of `portfolio_by_user`: per touched user, one UNLOGGED batch of the statics row
+    and the changed holding rows (a single partition, so a single mutation), prepared statements only,
+    at most IN_FLIGHT batches outstanding."""
+
+    def __init__(self, session: Session, keyspace: str, holding: list[str], statics: list[str]) -> None:
+        self.session = session
+        self.holding, self.statics = ["user_id", "symbol", *holding], ["user_id", *statics]
+        self.insert_holding = self._prepare(keyspace, self.holding)
+        self.insert_statics = self._prepare(keyspace, self.statics)
+
+    def _prepare(self, keyspace: str, columns: list[str]) -> PreparedStatement:
+        # keyspace passed check_identifier and the columns are constants; values are always bound.
+        return self.session.prepare(f"INSERT INTO {keyspace}.portfolio_by_user ({', '.join(columns)}) "  # noqa: S608
+                                    f"VALUES ({', '.join('?' * len(columns))})")
+
+    def write(self, changed: pd.DataFrame, totals: pd.DataFrame) -> int:
+        """Write `changed` holdings and one statics row per user of `totals`; returns the batch count."""
+        by_user: dict[int, list[tuple]] = {}
+        for row in _values(changed, self.holding):
+            by_user.setdefault(row[0], []).append(row)
+        batches = 0
+        window: list[ResponseFuture] = []
+        for row in _values(totals, self.statics):
+            batch = BatchStatement(batch_type=BatchType.UNLOGGED)
+            batch.add(self.insert_statics, row)
+            for held in by_user.get(row[0], ()):
+                batch.add(self.insert_holding, held)
+            window.append(self.session.execute_async(batch))
+            batches += 1
+            if len(window) >= IN_FLIGHT:
+                _wait(window)
+        _wait(window)
+        return batches
+
+
+def _wait(window: list[ResponseFuture]) -> None:
+    for future in window:
+        future.result()  # raises on a failed write: the micro-batch fails and is replayed
+    window.clear()
+
+
+def _values(frame: pd.DataFrame, columns: list[str]) -> Iterable[tuple]:
+    """Rows as tuples of plain Python values (None for missing) in `columns` order."""
+    part = frame[columns].astype(object)
+    part = part.where(part.notna(), None)
+    for row in part.itertuples(index=False, name=None):
+        yield tuple(v.to_pydatetime() if isinstance(v, pd.Timestamp) else v for v in row)

@@ -57,6 +57,9 @@ def test_next_batch_keeps_untouched_holdings_and_the_day_opening(model: FactorMo
     cash = 1_000_000 - 100_000 - 100_000 + 4 * 12_000
     assert total[["cash_cents", "equity_cents"]].tolist() == [cash, cash + 6 * 12_000 + 5 * 19_000]
     assert total["day_pnl_cents"] == total["equity_cents"] - 1_000_000
+    # only the holding the batch traded is written again (the job upserts `changed` + `totals`)
+    assert second.changed[["user_id", "symbol", "quantity"]].values.tolist() == [[1, "AAPL", 6]]
+    assert list(second.changed.columns) == ["user_id", "symbol", *state.HOLDING_OUT]
 
 
 def test_replaying_a_batch_on_its_own_result_changes_no_state(model: FactorModel) -> None:
