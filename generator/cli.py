@@ -4,7 +4,6 @@ place that reads flags, the environment or the endpoint files)."""
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -22,10 +21,7 @@ from stockafolio import topics
 from stockafolio.errors import ConfigError, StockafolioError
 from stockafolio.records import MAX_RUN_ID
 from stockafolio.reference import load_factor_model, load_universe
-from stockafolio.settings import Endpoints
-
-REPO = Path(__file__).resolve().parent.parent
-
+from stockafolio.settings import Endpoints, default_var_dir
 
 # ---------------------------------------------------------------- flag types: bad input is a usage error
 
@@ -197,7 +193,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _endpoints(args: argparse.Namespace) -> Endpoints:
-    var = args.var or Path(os.environ.get("STOCKAFOLIO_VAR") or REPO / "var")
+    var = args.var or default_var_dir()
     return Endpoints.load(var)
 
 

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+from stockafolio.settings import REPO, default_keyspace, default_var_dir
 
 
 @dataclass(frozen=True)
@@ -31,9 +34,6 @@ class StackConfig:
         return self.repo / "cassandra" / "migrations"
 
     @classmethod
-    def from_env(cls, env: os._Environ[str] | dict[str, str] = os.environ) -> StackConfig:
-        repo = Path(env.get("STOCKAFOLIO_REPO") or Path(__file__).resolve().parent.parent)
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> StackConfig:
         cache = Path(env.get("STOCKAFOLIO_CACHE") or Path.home() / ".cache" / "stockafolio")
-        var = Path(env.get("STOCKAFOLIO_VAR") or repo / "var")
-        return cls(repo.resolve(), cache.resolve(), var.resolve(),
-                   env.get("STOCKAFOLIO_KEYSPACE", "stockafolio"))
+        return cls(REPO, cache.resolve(), default_var_dir(env), default_keyspace(env))

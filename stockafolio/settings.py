@@ -4,6 +4,8 @@ render under `<var>/endpoints/`) and pass it inward; nothing deeper reads files 
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,6 +71,20 @@ class Endpoints:
             s3=S3Endpoint(**_read(var_dir, "s3")),
             spark=SparkEndpoint(**_read(var_dir, "spark")),
         )
+
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def default_var_dir(env: Mapping[str, str] = os.environ) -> Path:
+    """The local stack's folder (configs, data, endpoint files): $STOCKAFOLIO_VAR, else var/ in
+    the clone. For entry points only; everything deeper receives a path or an `Endpoints`."""
+    return Path(env.get("STOCKAFOLIO_VAR") or REPO / "var").resolve()
+
+
+def default_keyspace(env: Mapping[str, str] = os.environ) -> str:
+    """The Cassandra keyspace of the local stack: $STOCKAFOLIO_KEYSPACE, else stockafolio."""
+    return env.get("STOCKAFOLIO_KEYSPACE", "stockafolio")
 
 
 def _read(var_dir: Path, name: str) -> dict:

@@ -23,18 +23,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 
-from stack.config import StackConfig
 from stockafolio import topics
 from stockafolio.cql import check_identifier
 from stockafolio.reference.model import FactorModel, load_factor_model
-from stockafolio.settings import CassandraEndpoint, Endpoints
+from stockafolio.settings import CassandraEndpoint, Endpoints, default_keyspace, default_var_dir
 from streaming import state, store
 from streaming.accounting import TRADE_COLUMNS
 from streaming.parse import SOURCE, parse_trades
@@ -67,13 +65,13 @@ class JobSettings:
     kafka_bootstrap: str
     keyspace: str
     checkpoint: str
+    cassandra: CassandraEndpoint  # for the driver-side session that writes portfolio_by_user
     trades_topic: str = topics.TRADES
     dead_letter_topic: str = topics.TRADES_DEAD_LETTER
     events_topic: str = topics.PORTFOLIO_EVENTS
     trigger_seconds: float = 2.0
     max_offsets_per_trigger: int = 40_000
     opening_cash_cents: int = 0
-    cassandra: CassandraEndpoint | None = None  # None: the stack's (for the driver-side session)
 
 
 class BatchWriter:
@@ -82,8 +80,7 @@ class BatchWriter:
     def __init__(self, spark: SparkSession, settings: JobSettings, model: FactorModel) -> None:
         self.spark, self.settings, self.model = spark, settings, model
         self.symbols = list(model.symbols)
-        endpoint = settings.cassandra or Endpoints.load(StackConfig.from_env().var).cassandra
-        self.portfolio = store.PortfolioWriter(store.session_for(endpoint), settings.keyspace,
+        self.portfolio = store.PortfolioWriter(store.session_for(settings.cassandra), settings.keyspace,
                                                state.HOLDING_OUT, state.TOTALS_OUT)
 
     def __call__(self, raw: DataFrame, batch_id: int) -> None:
@@ -174,12 +171,12 @@ def start(spark: SparkSession, settings: JobSettings, available_now: bool = Fals
 
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
-    config = StackConfig.from_env()
-    endpoints = Endpoints.load(config.var)
+    var = default_var_dir()
+    endpoints = Endpoints.load(var)
     settings = JobSettings(
         kafka_bootstrap=endpoints.kafka.bootstrap_servers, cassandra=endpoints.cassandra,
-        keyspace=check_identifier(args.keyspace or config.keyspace),
-        checkpoint=args.checkpoint or str(Path(config.var) / "data" / "streaming" / "checkpoint"),
+        keyspace=check_identifier(args.keyspace or default_keyspace()),
+        checkpoint=args.checkpoint or str(var / "data" / "streaming" / "checkpoint"),
         trades_topic=args.trades_topic, trigger_seconds=args.trigger_seconds,
         opening_cash_cents=round(args.opening_cash * 100))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")

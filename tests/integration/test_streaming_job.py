@@ -111,7 +111,8 @@ def test_trades_in_exact_holdings_out(spark, endpoints: Endpoints, cassandra_ses
     cassandra_session.execute(f"INSERT INTO {keyspace}.latest_price_by_market (market, symbol, price) "  # noqa: S608
                               "VALUES ('us', 'AAPL', 200.0)")
     settings = job.JobSettings(endpoints.kafka.bootstrap_servers, keyspace, str(tmp_path / "first"),
-                               trades_topic=topics["trades"], dead_letter_topic=topics["dead"],
+                               cassandra=endpoints.cassandra, trades_topic=topics["trades"],
+                               dead_letter_topic=topics["dead"],
                                events_topic=topics["events"], max_offsets_per_trigger=60,
                                opening_cash_cents=OPENING_CENTS)
     run_job(spark, settings)
