@@ -127,11 +127,7 @@ def _up(cfg: StackConfig) -> list[str]:
 
 
 def _stop_started(cfg: StackConfig, started: list[str]) -> None:
-    for spec in reversed(services.specs(cfg)):
-        if spec.name in started:
-            from stack import process
-
-            print(f"  {spec.name:<14} {process.stop(spec, cfg.run_dir)}")
+    services.stop_named(cfg, services.specs(cfg), started)
 
 
 def cmd_migrate(cfg: StackConfig, args: argparse.Namespace) -> int:

@@ -75,10 +75,15 @@ def start_all(cfg: StackConfig, out: Say = say, all_specs: list[LaunchSpec] | No
             if _start_one(cfg, spec, out):
                 started.append(spec.name)
     except (StackError, KeyboardInterrupt):
-        for spec in reversed([s for s in all_specs if s.name in started]):
-            out(f"  stopping {spec.name}: {process.stop(spec, cfg.run_dir)}")
+        stop_named(cfg, all_specs, started, out)
         raise
     return started
+
+
+def stop_named(cfg: StackConfig, all_specs: list[LaunchSpec], names: list[str], out: Say = say) -> None:
+    """Stop the processes among `all_specs` named in `names`, in reverse start order."""
+    for spec in reversed([s for s in all_specs if s.name in names]):
+        out(f"  {spec.name:<14} {process.stop(spec, cfg.run_dir)}")
 
 
 def _start_one(cfg: StackConfig, spec: LaunchSpec, out: Say) -> bool:
