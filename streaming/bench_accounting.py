@@ -18,8 +18,8 @@ from datetime import UTC, datetime
 import numpy as np
 import pandas as pd
 
+from stockafolio.accounting import apply_batch
 from stockafolio.reference.model import load_factor_model
-from streaming.accounting import apply_batch
 from streaming.risk import mark_holdings, portfolio_totals
 
 

@@ -30,11 +30,11 @@ from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 
 from stockafolio import topics
+from stockafolio.accounting import TRADE_COLUMNS
 from stockafolio.cql import check_identifier
 from stockafolio.reference.model import FactorModel, load_factor_model
 from stockafolio.settings import CassandraEndpoint, Endpoints, default_keyspace, default_var_dir
 from streaming import state, store
-from streaming.accounting import TRADE_COLUMNS
 from streaming.parse import SOURCE, parse_trades
 
 LOG = logging.getLogger("streaming.job")

@@ -15,8 +15,8 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from stockafolio.accounting import AccountingError
 from stockafolio.reference.model import FactorModel, portfolio_risk, positions_matrix, sector_weights
-from streaming.accounting import AccountingError
 
 RISK_FIELDS = ("daily_vol", "beta", "var_95", "var_99", "es_95", "es_99")
 

@@ -13,8 +13,9 @@ from datetime import UTC, date, datetime
 import numpy as np
 import pandas as pd
 
+from stockafolio import accounting
 from stockafolio.reference.model import FactorModel
-from streaming import accounting, risk
+from streaming import risk
 
 HOLDING_OUT = ["quantity", "cost_basis_cents", "avg_cost", "realized_pnl_cents", "last_price",
                "market_value_cents", "unrealized_pnl_cents", "last_trade_id", "last_trade_time"]

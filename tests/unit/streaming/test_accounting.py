@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from streaming.accounting import AccountingError, apply_batch, empty_cash, empty_holdings
+from stockafolio.accounting import AccountingError, apply_batch, empty_cash, empty_holdings
 
 T0 = datetime(2026, 11, 20, 14, 30, tzinfo=UTC)
 SYMBOLS = ("AAPL", "MSFT", "XOM")

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from stockafolio.accounting import AccountingError
 from stockafolio.reference.model import FactorModel, load_factor_model, total_variance
-from streaming.accounting import AccountingError
 from streaming.risk import mark_holdings, portfolio_totals
 
 Z = {0.95: 1.6448536269514722, 0.99: 2.3263478740408408}
