@@ -1,0 +1,166 @@
+"""python -m batch: the nightly batch, stage by stage or all of it.
+
+    python -m batch nightly   [--date YYYY-MM-DD] [--repair] [--keyspace K] [--bucket B] ...
+    python -m batch ingest|views|reconcile|risk [--date ...]
+    python -m batch schedule  [--at 02:30] (runs `nightly` for yesterday every day at that UTC time)
+
+Exit codes: 0 done, 1 a stage failed (one message naming what and why), 2 bad flags, 130 Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import traceback
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+from batch import schedule
+from batch.settings import BatchSettings
+from stockafolio.cql import check_identifier
+from stockafolio.errors import StockafolioError
+from stockafolio.settings import Endpoints, default_keyspace, default_var_dir
+
+STAGE_NAMES = ("ingest", "views", "reconcile", "risk")
+NEEDS = {"ingest": ("s3", "hdfs"), "views": ("hdfs", "cassandra"), "reconcile": ("hdfs", "cassandra"),
+         "risk": ("hdfs", "cassandra")}
+
+
+def yesterday() -> date:
+    return datetime.now(UTC).date() - timedelta(days=1)
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD, got {text!r}") from None
+
+
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
+    return value
+
+
+def _money(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < 1e12:
+        raise argparse.ArgumentTypeError(f"expected dollars >= 0, got {text!r}")
+    return value
+
+
+def common_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--date", type=_date, default=None,
+                   help="the UTC day to process (default: yesterday, UTC)")
+    p.add_argument("--keyspace", help="Cassandra keyspace (default: $STOCKAFOLIO_KEYSPACE or stockafolio)")
+    p.add_argument("--bucket", help="S3 archive bucket (default: the stack's archive bucket)")
+    p.add_argument("--prefix", default="trades", help="key prefix of the trades in the bucket (trades)")
+    p.add_argument("--root", default="/stockafolio", help="HDFS folder of the batch datasets (/stockafolio)")
+    p.add_argument("--sp500", type=Path, help="raw S&P 500 folder for the risk stage "
+                   "(default: the shared data folder; never in the repository)")
+    p.add_argument("--opening-cash", type=_money, help="a new user's cash in dollars, as given to the "
+                   "streaming job (default: the generator's per-user starting cash for --seed)")
+    p.add_argument("--seed", type=_non_negative, default=1, help="the generator's --seed (1)")
+    p.add_argument("--groups", type=_non_negative, default=0,
+                   help="user groups of the reconciliation and risk (0: one per million trades)")
+    p.add_argument("--var", type=Path, help="the stack's var folder (endpoint files)")
+    p.add_argument("--debug", action="store_true", help="show the traceback of an unexpected error")
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="python -m batch", description=__doc__,
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    helps = {"nightly": "ingest -> views -> reconcile -> risk for one day",
+             "ingest": "the day's trade files from S3 into curated Parquet on HDFS (+ rejects)",
+             "views": "firm-wide views of the day into Cassandra (Q9) and the top users (Q7b)",
+             "reconcile": "holdings rebuilt from the archive vs portfolio_by_user (Q10)",
+             "risk": "historical VaR per user (Q11) and the factor model re-estimated on HDFS"}
+    for name, text in helps.items():
+        p = sub.add_parser(name, help=text, description=text)
+        common_flags(p)
+        if name in ("nightly", "reconcile"):
+            p.add_argument("--repair", action="store_true",
+                           help="rewrite mismatched holdings with the rebuilt values")
+        if name == "nightly":
+            p.add_argument("--skip", action="append", choices=STAGE_NAMES, default=[],
+                           help="leave a stage out (repeatable)")
+    schedule.add_parser(sub, common_flags)
+    return top
+
+
+def settings_from(args: argparse.Namespace) -> BatchSettings:
+    endpoints = Endpoints.load(args.var or default_var_dir())
+    return BatchSettings(
+        endpoints=endpoints, day=args.date or yesterday(),
+        keyspace=check_identifier(args.keyspace or default_keyspace()),
+        bucket=args.bucket or endpoints.s3.archive_bucket, prefix=args.prefix, root=args.root,
+        sp500=args.sp500, seed=args.seed,
+        opening_cash_cents=None if args.opening_cash is None else round(args.opening_cash * 100),
+        repair=getattr(args, "repair", False), groups=args.groups)
+
+
+def say(day: date, message: str) -> None:
+    print(f"[batch {day}] {message}", file=sys.stderr, flush=True)
+
+
+def run(settings: BatchSettings, stages: Sequence[str]) -> None:
+    """Run `stages` in order on one Spark session, each announced and timed."""
+    from batch import services
+    from batch import stages as impl
+
+    def note(message: str) -> None:
+        say(settings.day, f"  {message}")
+
+    needed = sorted({svc for st in stages for svc in NEEDS[st]})
+    checks = {"s3": services.check_s3, "hdfs": services.check_hdfs, "cassandra": services.check_cassandra}
+    for service in needed:
+        checks[service](settings.endpoints)
+    started = time.monotonic()
+    say(settings.day, f"starting Spark ({settings.endpoints.spark.master}) for {', '.join(stages)}")
+    spark = services.spark_session(settings.endpoints)
+    try:
+        night = impl.Night(spark, settings, note)
+        for name in stages:
+            t0 = time.monotonic()
+            say(settings.day, f"{name} ...")
+            summary = impl.STAGES[name](night)
+            say(settings.day, f"{name} done in {time.monotonic() - t0:.1f} s: {summary}")
+    finally:
+        spark.stop()
+    say(settings.day, f"all done in {time.monotonic() - started:.1f} s")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        if args.command == "schedule":
+            return schedule.loop(args)
+        settings = settings_from(args)
+        stages = ([s for s in STAGE_NAMES if s not in args.skip] if args.command == "nightly"
+                  else [args.command])
+        run(settings, stages)
+        return 0
+    except KeyboardInterrupt:
+        print("batch: interrupted", file=sys.stderr)
+        return 130
+    except StockafolioError as exc:
+        print(f"batch: error: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # Spark and py4j errors: one line, the traceback only with --debug
+        if getattr(args, "debug", False):
+            traceback.print_exc()
+        first = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+        print(f"batch: error: {type(exc).__name__}: {first[:500]} (rerun with --debug for the traceback)",
+              file=sys.stderr)
+        return 1

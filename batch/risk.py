@@ -1,0 +1,143 @@
+"""Risk: historical-simulation VaR and ES (1 day, 95 and 99 %) of every user with open positions over
+the full S&P 500 price history, and the factor model re-estimated from the same history.
+
+The raw history is never in the repository: it is read at run time from the folder given with
+`--sp500` (default: the shared data folder), through `stockafolio.reference.derive`'s own readers.
+A scenario is one historical day: every name's simple return that day; a name without a price that
+day gets the return its factor model implies (beta x market + loading x its sector factor), so the
+scenarios cover every name of the universe on every day.
+
+VaR at level a over n scenarios is the k-th largest loss with k = ceil((1 - a) n); ES is the mean of
+those k largest losses. Money is in dollars (risk figures are model outputs, not balances).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from batch.settings import BatchError
+from stockafolio.errors import ConfigError
+from stockafolio.reference import derive
+from stockafolio.reference.model import MARKET
+
+LEVELS = (0.95, 0.99)
+USERS_PER_CHUNK = 4_000  # (users x scenarios) float64 per chunk: 4,000 x 1,258 = 40 MB
+HIST_DDL = ("user_id BIGINT, market_value_cents BIGINT, gross_exposure_cents BIGINT, var_95 DOUBLE, "
+            "var_99 DOUBLE, es_95 DOUBLE, es_99 DOUBLE, scenarios INT")
+
+
+@dataclass(frozen=True)
+class History:
+    """`returns`: (names, days) simple daily returns, no NaN, row i is `symbols[i]`."""
+
+    symbols: tuple[str, ...]
+    returns: np.ndarray
+    first_day: str
+    last_day: str
+    tables: derive.Tables  # the factor model re-estimated from the same data
+
+
+def load_history(data_dir: Path | None, say: Callable[[str], None]) -> History:
+    """Read the raw S&P 500 folder once: the scenario matrix and the re-estimated model tables."""
+    folder = data_dir or derive.DEFAULT_DATA
+    try:
+        raw = derive.read_raw(folder)
+    except ConfigError as exc:
+        raise BatchError(f"the risk stage needs the raw S&P 500 history: {exc} (python -m batch risk "
+                         "--sp500 DIR; it is not in the repository)") from None
+    returns = derive.member_returns(raw)
+    factors = derive.factor_returns(returns, raw.members["sector"])
+    params = derive.risk_parameters(raw, returns, factors)
+    tables = derive._tables(raw, returns, factors, params)  # the very tables `derive` would commit
+    members = returns.reindex(columns=raw.members.index)
+    filled = fill_with_model(members, factors, params, raw.members["sector"])
+    say(f"history {filled.index[0]:%Y-%m-%d}..{filled.index[-1]:%Y-%m-%d}: {len(filled)} scenarios x "
+        f"{filled.shape[1]} names ({int(members.isna().to_numpy().sum()):,} "
+        "missing returns filled from the factor model)")
+    return History(tuple(filled.columns), np.expm1(filled.to_numpy().T).copy(),
+                   f"{filled.index[0]:%Y-%m-%d}", f"{filled.index[-1]:%Y-%m-%d}", tables)
+
+
+def fill_with_model(returns: pd.DataFrame, factors: pd.DataFrame, params: pd.DataFrame,
+                    sectors: pd.Series) -> pd.DataFrame:
+    """Missing log returns replaced by beta x market + sector_loading x the name's sector factor."""
+    implied = pd.DataFrame({
+        s: params.at[s, "beta"] * factors[MARKET] + params.at[s, "sector_loading"]
+        * factors[derive.sector_id(sectors[s])] for s in returns.columns}, index=returns.index)
+    return returns.fillna(implied)
+
+
+def scenario_pnl(user_codes: np.ndarray, symbol_codes: np.ndarray, values: np.ndarray,
+                 returns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(users, pnl): the distinct users (sorted) and their P&L in every scenario (users x days),
+    from positions (user, symbol row of `returns`, market value)."""
+    order = np.argsort(user_codes, kind="stable")
+    users, starts = np.unique(user_codes[order], return_index=True)
+    contributions = values[order, None] * returns[symbol_codes[order]]
+    return users, np.add.reduceat(contributions, starts, axis=0)
+
+
+def var_es(pnl: np.ndarray, levels: tuple[float, ...] = LEVELS) -> dict[str, np.ndarray]:
+    """Per row of `pnl` (users x scenarios): var_<95|99> and es_<95|99> as positive losses."""
+    n = pnl.shape[1]
+    tails = {level: max(1, math.ceil(round((1 - level) * n, 9))) for level in levels}
+    losses = np.partition(-pnl, sorted({n - k for k in tails.values()}), axis=1)
+    out: dict[str, np.ndarray] = {}
+    for level, k in tails.items():
+        name = f"{round(level * 100)}"
+        out[f"var_{name}"] = losses[:, n - k]
+        out[f"es_{name}"] = losses[:, n - k:].mean(axis=1)
+    return out
+
+
+def hist_var_group(positions: pd.DataFrame, symbols: tuple[str, ...], returns: np.ndarray) -> pd.DataFrame:
+    """HIST_DDL rows for the users of `positions` (user_id, symbol, value in dollars), by chunks."""
+    index = pd.Index(symbols)
+    codes = index.get_indexer(positions["symbol"])
+    if (codes < 0).any():
+        unknown = positions["symbol"].to_numpy()[codes < 0][0]
+        raise BatchError(f"symbol {unknown!r} is not in the S&P 500 history")
+    users = positions["user_id"].to_numpy(dtype=np.int64)
+    values = positions["value"].to_numpy(dtype=np.float64)
+    frames = []
+    distinct = np.unique(users)
+    for chunk in np.array_split(distinct, max(1, -(-len(distinct) // USERS_PER_CHUNK))):
+        rows = np.isin(users, chunk)
+        ids, pnl = scenario_pnl(users[rows], codes[rows], values[rows], returns)
+        frames.append(pd.DataFrame({"user_id": ids, **var_es(pnl)}))
+    risk = pd.concat(frames) if frames else pd.DataFrame(columns=["user_id"])
+    totals = positions.assign(gross=positions["value"].abs()).groupby("user_id")[["value", "gross"]].sum()
+    out = risk.merge(totals, left_on="user_id", right_index=True)
+    return pd.DataFrame({
+        "user_id": out["user_id"].astype(np.int64),
+        "market_value_cents": np.rint(out["value"] * 100).astype(np.int64),
+        "gross_exposure_cents": np.rint(out["gross"] * 100).astype(np.int64),
+        **{c: out[c].astype(np.float64) for c in ("var_95", "var_99", "es_95", "es_99")},
+        "scenarios": np.full(len(out), returns.shape[1], dtype=np.int32),
+    })
+
+
+def hist_var(positions: DataFrame, history: History, groups: int) -> DataFrame:
+    """Spark: HIST_DDL per user of `positions` (user_id, symbol, value), one pandas call per group."""
+    symbols, returns = history.symbols, history.returns
+
+    def call(frame: pd.DataFrame) -> pd.DataFrame:
+        return hist_var_group(frame, symbols, returns)
+
+    keyed = positions.select("user_id", "symbol", "value").withColumn(
+        "group", F.pmod(F.xxhash64("user_id"), F.lit(groups)))
+    return keyed.groupBy("group").applyInPandas(lambda f: call(f.drop(columns="group")), HIST_DDL)
+
+
+def model_files(history: History) -> dict[str, bytes]:
+    """The re-estimated model as the CSV bytes `derive` writes (same format as the committed ones)."""
+    return {name: frame.to_csv(index=False, lineterminator="\n").encode()
+            for name, frame in history.tables.files().items()}

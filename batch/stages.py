@@ -1,0 +1,130 @@
+"""The four stages of the night, each a thin I/O shell around the pure transforms: ingest -> views ->
+reconcile -> risk. A `Night` holds the session, the settings and what one stage hands the next (the
+rebuilt holdings are computed once per run and kept on HDFS)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from batch import holdings, ingest, reconcile, risk, store, views
+from batch.services import Files, cassandra
+from batch.settings import HIST_VAR, HOLDINGS, MODELS, BatchSettings
+from stockafolio.reference.model import load_universe
+
+Say = Callable[[str], None]
+
+
+@dataclass
+class Night:
+    spark: SparkSession
+    settings: BatchSettings
+    say: Say
+    _snapshot: DataFrame | None = field(default=None, repr=False)
+
+    @property
+    def files(self) -> Files:
+        return Files(self.spark)
+
+    def sectors(self) -> DataFrame:
+        rows = [(s.symbol, s.sector, s.reference_price) for s in load_universe()]
+        return self.spark.createDataFrame(rows, "symbol STRING, sector STRING, reference_price DOUBLE")
+
+    def snapshot(self) -> DataFrame:
+        """The rebuilt holdings of every user at the end of the day (all curated days through it),
+        written to HDFS once per run and read back from there."""
+        if self._snapshot is None:
+            trades = ingest.curated(self.spark, self.settings, through=True)
+            count = trades.count()
+            groups = self.settings.groups or holdings.groups_for(count)
+            self.say(f"rebuilding holdings from {count:,} archived trades in {groups} groups")
+            staged = self.files.staging(self.settings, "holdings")
+            holdings.rebuild(trades, groups, holdings.opening(self.settings.opening_cash_cents,
+                                                              self.settings.seed)).write.parquet(staged)
+            self.files.swap(staged, self.settings.dataset(HOLDINGS))
+            self._snapshot = self.spark.read.parquet(self.settings.dataset(HOLDINGS))
+        return self._snapshot
+
+    def positions(self) -> DataFrame:
+        """Open positions valued at the day's last trade price (the reference price when untraded)."""
+        sectors = self.sectors()
+        day = views.last_prices(ingest.curated(self.spark, self.settings))
+        marks = (sectors.join(day, "symbol", "left")
+                 .select("symbol", F.coalesce("price", "reference_price").alias("price")))
+        return views.valued(self.snapshot(), marks)
+
+
+def run_ingest(night: Night) -> str:
+    symbols = [s.symbol for s in load_universe()]
+    report = ingest.ingest(night.spark, night.settings, symbols)
+    return report.line()
+
+
+def run_views(night: Night) -> str:
+    s, trades = night.settings, ingest.curated(night.spark, night.settings)
+    positions = night.positions().persist()
+    cluster, session = cassandra(s.endpoints)
+    try:
+        now, written = store.now(), 0
+        for view, frame in views.view_rows(trades, positions, night.sectors()).items():
+            written += store.write_view(session, s.keyspace, s.day, view, frame.toPandas(), now)
+        totals = views.user_totals(trades).persist()
+        for metric in ("trades", "notional"):
+            written += store.write_top_users(session, s.keyspace, s.day, metric,
+                                             views.top_users(totals, metric).toPandas(), now)
+        totals.unpersist()
+    finally:
+        cluster.shutdown()
+        positions.unpersist()
+    return f"{written:,} view and ranking rows written for {len(views.VIEWS)} views + 2 rankings"
+
+
+def run_reconcile(night: Night) -> str:
+    s = night.settings
+    rebuilt = night.snapshot()
+    stored = store.portfolios(night.spark, s.keyspace).persist()
+    held = reconcile.compare_holdings(rebuilt, stored, s.day_end).persist()
+    cash = reconcile.compare_cash(rebuilt, stored, s.day_end).persist()
+    cluster, session = cassandra(s.endpoints)
+    try:
+        report = reconcile.summarise(held, cash)
+        if s.repair and report.mismatches:
+            bad = ~F.col("kind").isin("ok", "after_day")
+            repaired = store.repair(session, s.keyspace, held.where(bad).toPandas(),
+                                    cash.where(bad).toPandas())
+            report = reconcile.Report(**{**report.__dict__, "repaired": repaired})
+        store.write_report(session, s.keyspace, s.day, report, store.now())
+    finally:
+        cluster.shutdown()
+        for frame in (held, cash, stored):
+            frame.unpersist()
+    lines = "".join(f"\n    {line}" for line in report.sample[:5])
+    return (f"{report.users_checked:,} users, {report.holdings_checked:,} holdings checked; "
+            f"{report.status}; {report.repaired} rows repaired{lines}")
+
+
+def run_risk(night: Night) -> str:
+    s = night.settings
+    history = risk.load_history(s.sp500, night.say)
+    staged = night.files.staging(s, "hist_var")
+    positions = night.positions()
+    groups = s.groups or max(2, night.snapshot().rdd.getNumPartitions())
+    risk.hist_var(positions, history, groups).write.parquet(staged)
+    night.files.swap(staged, s.dataset(HIST_VAR))
+    result = night.spark.read.parquet(s.dataset(HIST_VAR))
+    users = result.count()
+    store.append(result.withColumn("day", F.lit(s.day)).withColumn("computed_at", F.current_timestamp()),
+                 s.keyspace, "hist_var_by_user")
+    version = f"{s.hdfs}/{MODELS}/version={s.day.isoformat()}"
+    for name, data in risk.model_files(history).items():
+        night.files.write_bytes(f"{version}/{name}", data)
+    return (f"historical VaR of {users:,} users over {history.returns.shape[1]} scenarios "
+            f"({history.first_day}..{history.last_day}); factor model re-estimated into {version}")
+
+
+STAGES: dict[str, Callable[[Night], str]] = {
+    "ingest": run_ingest, "views": run_views, "reconcile": run_reconcile, "risk": run_risk,
+}

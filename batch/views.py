@@ -1,0 +1,165 @@
+"""The firm's views of a day, as pure DataFrame -> DataFrame transforms, and their ranked rows for
+`nightly_view_by_day_view` (Q9) and `top_users_by_day_metric` (Q7b).
+
+Inputs: `trades` (the curated trade columns of one day), `holdings` (the rebuilt end-of-day positions:
+user_id, symbol, quantity, ...), `marks` (symbol, price), `sectors` (symbol, sector).
+Money in the views is in dollars (the metrics map holds doubles).
+"""
+
+from __future__ import annotations
+
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+
+VIEWS = ("symbols", "sectors", "minutes", "portfolio_sizes", "holdings_count", "crowded_names",
+         "sector_exposure")
+# Upper bounds (dollars) of the portfolio-size buckets; the last bucket is open.
+SIZE_BOUNDS = (0, 1_000, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 1_000_000)
+HOLDINGS_CAP = 10  # "10+" collects every user with more positions
+
+
+def _notional() -> Column:
+    return F.col("quantity") * F.col("price")
+
+
+def _buy() -> Column:
+    return F.col("side") == "buy"
+
+
+def activity(trades: DataFrame, key: str) -> DataFrame:
+    """Per `key`: trades, shares, notional, buy/sell shares and notional, and the share imbalance
+    (buy - sell) / (buy + sell) in [-1, 1]."""
+    buy_q = F.when(_buy(), F.col("quantity")).otherwise(0)
+    sell_q = F.when(~_buy(), F.col("quantity")).otherwise(0)
+    out = trades.groupBy(key).agg(
+        F.count("*").cast("double").alias("trades"), F.sum("quantity").cast("double").alias("shares"),
+        F.sum(_notional()).alias("notional"),
+        F.sum(buy_q).cast("double").alias("buy_shares"), F.sum(sell_q).cast("double").alias("sell_shares"),
+        F.sum(F.when(_buy(), _notional()).otherwise(0.0)).alias("buy_notional"),
+        F.sum(F.when(~_buy(), _notional()).otherwise(0.0)).alias("sell_notional"))
+    return out.withColumn("imbalance", (F.col("buy_shares") - F.col("sell_shares"))
+                          / (F.col("buy_shares") + F.col("sell_shares")))
+
+
+def by_symbol(trades: DataFrame) -> DataFrame:
+    return activity(trades, "symbol")
+
+
+def by_sector(trades: DataFrame, sectors: DataFrame) -> DataFrame:
+    return activity(trades.join(F.broadcast(sectors), "symbol", "left")
+                    .fillna({"sector": "Unknown"}), "sector")
+
+
+def per_minute(trades: DataFrame) -> DataFrame:
+    """Per UTC minute: the activity columns plus the number of distinct users who traded."""
+    minute = trades.withColumn("minute", F.date_trunc("minute", "event_time"))
+    users = minute.groupBy("minute").agg(F.countDistinct("user_id").cast("double").alias("active_users"))
+    return activity(minute, "minute").join(users, "minute")
+
+
+def user_totals(trades: DataFrame) -> DataFrame:
+    """Per user: trades and notional of the day."""
+    return trades.groupBy("user_id").agg(F.count("*").cast("double").alias("trades"),
+                                         F.sum(_notional()).alias("notional"))
+
+
+def top_users(totals: DataFrame, metric: str, n: int = 100) -> DataFrame:
+    """The `n` users with the largest `metric` (ties: lower user id first): rank (1..n), user_id, value."""
+    order = Window.orderBy(F.col(metric).desc(), F.col("user_id"))
+    ranked = totals.orderBy(F.col(metric).desc(), "user_id").limit(n)
+    return ranked.select(F.row_number().over(order).alias("rank"), "user_id",
+                         F.col(metric).cast("double").alias("value"))
+
+
+def last_prices(trades: DataFrame) -> DataFrame:
+    """symbol, price: the price of each symbol's last trade (latest event time, then trade id)."""
+    return trades.groupBy("symbol").agg(
+        F.max_by("price", F.struct("event_time", "trade_id")).alias("price"))
+
+
+def valued(holdings: DataFrame, marks: DataFrame) -> DataFrame:
+    """Open positions (quantity != 0) with `value` = quantity x mark in dollars (negative when short)."""
+    open_ = holdings.where(F.col("quantity") != 0).select("user_id", "symbol", "quantity")
+    return (open_.join(F.broadcast(marks), "symbol", "left")
+            .withColumn("value", F.col("quantity") * F.coalesce(F.col("price"), F.lit(0.0))))
+
+
+def _distribution(per_user: DataFrame, bucket: Column, label: Column) -> DataFrame:
+    total = per_user.count() or 1
+    return (per_user.select(bucket.alias("bucket"), label.alias("label"))
+            .groupBy("bucket", "label").agg(F.count("*").cast("double").alias("users"))
+            .withColumn("share", F.col("users") / total))
+
+
+def portfolio_sizes(positions: DataFrame) -> DataFrame:
+    """Users by the gross market value of their open positions, in the buckets of `SIZE_BOUNDS`:
+    bucket (0..), label ('1000-5000'), users, share."""
+    gross = positions.groupBy("user_id").agg(F.sum(F.abs("value")).alias("gross"))
+    bucket = F.lit(len(SIZE_BOUNDS) - 1)
+    for i in reversed(range(len(SIZE_BOUNDS) - 1)):
+        bucket = F.when(F.col("gross") < SIZE_BOUNDS[i + 1], i).otherwise(bucket)
+    labels = [f"{SIZE_BOUNDS[i]}-{SIZE_BOUNDS[i + 1]}" for i in range(len(SIZE_BOUNDS) - 1)]
+    label = F.element_at(F.array(*map(F.lit, [*labels, f"{SIZE_BOUNDS[-1]}+"])), bucket + 1)
+    return _distribution(gross, bucket, label)
+
+
+def holdings_count(positions: DataFrame) -> DataFrame:
+    """Users by number of open positions: bucket (= count, capped), label ('3', '10+'), users, share."""
+    counts = positions.groupBy("user_id").agg(F.least(F.count("*"), F.lit(HOLDINGS_CAP)).alias("n"))
+    label = F.when(F.col("n") == HOLDINGS_CAP, F.lit(f"{HOLDINGS_CAP}+")).otherwise(F.col("n").cast("string"))
+    return _distribution(counts, F.col("n"), label)
+
+
+def crowded_names(positions: DataFrame) -> DataFrame:
+    """Per symbol: holders (users with an open position), long and short holders, and `share` of all
+    users with any open position."""
+    users = positions.select("user_id").distinct().count() or 1
+    return positions.groupBy("symbol").agg(
+        F.countDistinct("user_id").cast("double").alias("holders"),
+        F.sum(F.when(F.col("quantity") > 0, 1).otherwise(0)).cast("double").alias("long_holders"),
+        F.sum(F.when(F.col("quantity") < 0, 1).otherwise(0)).cast("double").alias("short_holders"),
+    ).withColumn("share", F.col("holders") / users)
+
+
+def sector_exposure(positions: DataFrame, sectors: DataFrame) -> DataFrame:
+    """Firm-wide market value by sector: long, short (negative), net, gross and `share` of the gross."""
+    frame = positions.join(F.broadcast(sectors), "symbol", "left").fillna({"sector": "Unknown"})
+    out = frame.groupBy("sector").agg(
+        F.sum(F.when(F.col("value") > 0, F.col("value")).otherwise(0.0)).alias("long"),
+        F.sum(F.when(F.col("value") < 0, F.col("value")).otherwise(0.0)).alias("short"),
+        F.sum("value").alias("net"), F.sum(F.abs("value")).alias("gross"))
+    total = F.sum("gross").over(Window.partitionBy())
+    return out.withColumn("share", F.col("gross") / total)
+
+
+def ranked(frame: DataFrame, label: Column, order: list[Column], metrics: list[str]) -> DataFrame:
+    """rank (1..), label, metrics (map name -> double) in `order`: the shape of Q9's rows."""
+    pairs = [item for name in metrics for item in (F.lit(name), F.col(name).cast("double"))]
+    return frame.select(F.row_number().over(Window.orderBy(*order)).alias("rank"),
+                        label.cast("string").alias("label"), F.create_map(*pairs).alias("metrics"))
+
+
+ACTIVITY = ["trades", "shares", "notional", "buy_shares", "sell_shares", "buy_notional", "sell_notional",
+            "imbalance"]
+
+
+def view_rows(trades: DataFrame, positions: DataFrame, sectors: DataFrame) -> dict[str, DataFrame]:
+    """Every view of `VIEWS` as ranked rows (rank, label, metrics)."""
+    return {
+        "symbols": ranked(by_symbol(trades), F.col("symbol"), [F.desc("notional"), F.col("symbol")],
+                          ACTIVITY),
+        "sectors": ranked(by_sector(trades, sectors), F.col("sector"), [F.desc("notional"), F.col("sector")],
+                          ACTIVITY),
+        "minutes": ranked(per_minute(trades), F.date_format("minute", "yyyy-MM-dd'T'HH:mm'Z'"),
+                          [F.col("minute")], [*ACTIVITY, "active_users"]),
+        "portfolio_sizes": ranked(portfolio_sizes(positions), F.col("label"), [F.col("bucket")],
+                                  ["users", "share"]),
+        "holdings_count": ranked(holdings_count(positions), F.col("label"), [F.col("bucket")],
+                                 ["users", "share"]),
+        "crowded_names": ranked(crowded_names(positions), F.col("symbol"),
+                                [F.desc("holders"), F.col("symbol")],
+                                ["holders", "share", "long_holders", "short_holders"]),
+        "sector_exposure": ranked(sector_exposure(positions, sectors), F.col("sector"),
+                                  [F.desc("gross"), F.col("sector")],
+                                  ["long", "short", "net", "gross", "share"]),
+    }
