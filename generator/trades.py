@@ -28,6 +28,7 @@ from generator.users import (
     Population,
     starting_cash_cents,
 )
+from stockafolio.cash import cash_salt
 from stockafolio.records import SIDES, Trade
 
 BUY, SELL = 0, 1
@@ -213,7 +214,7 @@ class TradeGenerator:
         market_seq, users_seq, trades_seq = np.random.SeedSequence(seed).spawn(3)
         users_rng = np.random.default_rng(users_seq)
         population = Population.create(n_users, users_rng)
-        books = Books(n_users, slots, cash_salt=int(users_rng.integers(0, 2**63)),
+        books = Books(n_users, slots, cash_salt=cash_salt(seed),
                       short_selling=short_selling)
         return cls(market, population, books, clock, TradeIds(run_id), np.random.default_rng(trades_seq),
                    PriceProcess(market, np.random.default_rng(market_seq)))

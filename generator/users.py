@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from stockafolio.cash import CASH_RANGE_USD, starting_cash_cents  # noqa: F401 (re-exported)
+
 # Behaviour. Retail-like: most trades are a few thousand dollars, users sell about as often as they
 # buy once they hold something, and a third of the sells close the whole position.
 SELL_PROBABILITY = 0.45  # of a trade by a user who holds something
@@ -22,9 +24,6 @@ CLOSE_PROBABILITY = 0.35  # of a sell of a long position: sell all of it
 NOTIONAL_MEDIAN_USD = 3_000.0  # lot size: log-normal notional, median and log-sd
 NOTIONAL_LOG_SD = 1.0
 MAX_LOT = 5_000  # shares per trade
-CASH_MEDIAN_USD = 25_000.0  # starting cash: log-normal, median and log-sd, clipped
-CASH_LOG_SD = 1.0
-CASH_RANGE_USD = (2_000.0, 2_000_000.0)
 
 
 @dataclass(frozen=True)
@@ -79,30 +78,6 @@ class Population:
         if s == 1.0:
             return math.log((k + q) / q) / math.log((n + q) / q)
         return ((k + q) ** (1 - s) - q ** (1 - s)) / ((n + q) ** (1 - s) - q ** (1 - s))
-
-
-def _mix64(values: np.ndarray) -> np.ndarray:
-    """splitmix64 finaliser: a well-spread 64-bit hash of each value (uint64 arithmetic wraps)."""
-    z = values.astype(np.uint64) + np.uint64(0x9E3779B97F4A7C15)
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return z ^ (z >> np.uint64(31))
-
-
-def _unit(hashes: np.ndarray) -> np.ndarray:
-    """Uniforms in (0, 1) from 64-bit hashes (53 high bits)."""
-    return ((hashes >> np.uint64(11)).astype(np.float64) + 0.5) / float(1 << 53)
-
-
-def starting_cash_cents(users: np.ndarray, salt: int) -> np.ndarray:
-    """Each user's starting cash (int64 cents): log-normal, a pure function of (user, salt), so it
-    needs no memory per user."""
-    with np.errstate(over="ignore"):
-        h1 = _mix64(users.astype(np.uint64) ^ np.uint64(salt & (2**64 - 1)))
-        h2 = _mix64(h1)
-    normal = np.sqrt(-2 * np.log(_unit(h1))) * np.cos(2 * np.pi * _unit(h2))
-    usd = np.clip(CASH_MEDIAN_USD * np.exp(CASH_LOG_SD * normal), *CASH_RANGE_USD)
-    return np.rint(usd * 100).astype(np.int64)
 
 
 class Books:

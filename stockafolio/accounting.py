@@ -30,6 +30,7 @@ once per trade; `bench` figures are in `streaming/README.md`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC
 
@@ -45,6 +46,8 @@ HOLDING_COLUMNS = ["user_id", "symbol", "quantity", "cost_basis_cents", "realize
 CASH_COLUMNS = ["user_id", "cash_cents", "cash_last_trade_id"]
 # |basis * closed| must stay below 2**62 so the doubled numerator of the rounding fits in int64.
 _PRODUCT_LIMIT = 1 << 62
+# A new user's cash: one amount for all, or a function of the user ids (`stockafolio.cash`).
+Opening = int | Callable[[np.ndarray], np.ndarray]
 
 
 class AccountingError(StockafolioError):
@@ -78,8 +81,16 @@ def empty_cash() -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype="int64") for c in CASH_COLUMNS})
 
 
+def opening_cash(users: np.ndarray | pd.Index, opening: Opening) -> np.ndarray:
+    """The opening cash (int64 cents) of each of `users`."""
+    users = np.asarray(users, dtype=np.int64)
+    if callable(opening):
+        return np.asarray(opening(users), dtype=np.int64)
+    return np.full(len(users), opening, dtype=np.int64)
+
+
 def apply_batch(trades: pd.DataFrame, holdings: pd.DataFrame, cash: pd.DataFrame,
-                opening_cash_cents: int = 0) -> BatchResult:
+                opening_cash_cents: Opening = 0) -> BatchResult:
     """Apply `trades` (TRADE_COLUMNS) to the prior `holdings` (HOLDING_COLUMNS; may hold more pairs
     than the batch touches) and prior `cash` (CASH_COLUMNS; a user without a row starts with
     `opening_cash_cents`). Returns the new absolute state of the touched pairs and users."""
@@ -210,7 +221,7 @@ def average_cost(quantity: np.ndarray, basis_cents: np.ndarray) -> np.ndarray:
     return np.divide(basis_cents, quantity * 100.0, out=np.zeros(len(quantity)), where=quantity != 0)
 
 
-def _cash(batch: pd.DataFrame, cash: pd.DataFrame, opening_cash_cents: int) -> pd.DataFrame:
+def _cash(batch: pd.DataFrame, cash: pd.DataFrame, opening_cash_cents: Opening) -> pd.DataFrame:
     """Absolute cash of every user with a trade above their cash guard: prior (or opening) minus what
     was bought plus what was sold, an order-free integer sum. The per-user guard keeps cash right even
     when an earlier attempt wrote the user's cash but not all of their holdings rows."""
@@ -218,7 +229,9 @@ def _cash(batch: pd.DataFrame, cash: pd.DataFrame, opening_cash_cents: int) -> p
     guard = pd.to_numeric(prior["cash_last_trade_id"]).fillna(0).astype(np.int64)
     fresh = batch.loc[batch["trade_id"].to_numpy() > guard.reindex(batch["user_id"]).to_numpy()]
     by_user = (-(fresh["delta"] * fresh["price_cents"])).groupby(fresh["user_id"])
-    start = pd.to_numeric(prior["cash_cents"]).reindex(by_user.sum().index).fillna(opening_cash_cents)
+    users = by_user.sum().index
+    opening = pd.Series(opening_cash(users, opening_cash_cents), index=users)
+    start = pd.to_numeric(prior["cash_cents"]).reindex(users).fillna(opening)
     start = start.astype(np.int64)
     return pd.DataFrame({"cash_cents": start + by_user.sum().astype(np.int64),
                          "cash_last_trade_id": fresh.groupby("user_id")["trade_id"].max()}

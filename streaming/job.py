@@ -16,6 +16,7 @@ Kafka outputs (dead letters, events) are at least once: a replay republishes the
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
 import time
@@ -23,18 +24,20 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 
-from stockafolio import topics
+from stockafolio import accounting, cash, topics
 from stockafolio.accounting import TRADE_COLUMNS
 from stockafolio.cql import check_identifier
+from stockafolio.errors import StockafolioError
 from stockafolio.reference.model import FactorModel, load_factor_model
 from stockafolio.settings import CassandraEndpoint, Endpoints, default_keyspace, default_var_dir
-from streaming import state, store
+from streaming import health, market, state, store
 from streaming.parse import SOURCE, parse_trades
 
 LOG = logging.getLogger("streaming.job")
@@ -52,8 +55,11 @@ TRADES_DDL = ("user_id BIGINT, day DATE, trade_id BIGINT, symbol STRING, side ST
               "price DOUBLE, event_time TIMESTAMP")
 EQUITY_DDL = ("user_id BIGINT, day DATE, minute TIMESTAMP, equity_cents BIGINT, market_value_cents BIGINT, "
               "cash_cents BIGINT, day_pnl_cents BIGINT")
+LATENCY_COLUMNS = ("latency_p50_ms", "latency_p95_ms", "latency_p99_ms")
 BATCHES_DDL = ("job STRING, batch_id BIGINT, started_at TIMESTAMP, finished_at TIMESTAMP, input_rows BIGINT, "
-               "dead_letters BIGINT, touched_users BIGINT, processed_rows_per_second DOUBLE")
+               "dead_letters BIGINT, touched_users BIGINT, input_rows_per_second DOUBLE, "
+               "processed_rows_per_second DOUBLE, kafka_lag BIGINT, "
+               + ", ".join(f"{c} DOUBLE" for c in LATENCY_COLUMNS))
 EVENT_FIELDS = ("user_id", "equity_cents", "cash_cents", "market_value_total_cents", "day_pnl_cents",
                 "unrealized_pnl_total_cents", "realized_pnl_total_cents", "var_99", "beta", "last_batch_id")
 
@@ -71,7 +77,18 @@ class JobSettings:
     events_topic: str = topics.PORTFOLIO_EVENTS
     trigger_seconds: float = 2.0
     max_offsets_per_trigger: int = 40_000
-    opening_cash_cents: int = 0
+    opening_cash_cents: int | None = None  # one amount for every new user; None: the generator's cash
+    seed: int = cash.DEFAULT_SEED  # the generator's --seed, from which each user's starting cash derives
+    prices_topic: str = topics.PRICES
+    market_checkpoint: str | None = None  # the market views' queries (default: <checkpoint>-market)
+    late_minutes: float = 10.0  # event-time watermark of the market views
+
+    @property
+    def opening(self) -> accounting.Opening:
+        """A new user's cash: the constant when given, else the generator's per-user starting cash."""
+        if self.opening_cash_cents is not None:
+            return self.opening_cash_cents
+        return functools.partial(cash.opening_cash_cents, seed=self.seed)
 
 
 class BatchWriter:
@@ -82,27 +99,30 @@ class BatchWriter:
         self.symbols = list(model.symbols)
         self.portfolio = store.PortfolioWriter(store.session_for(settings.cassandra), settings.keyspace,
                                                state.HOLDING_OUT, state.TOTALS_OUT)
+        self.kafka = health.KafkaEnds(settings.kafka_bootstrap)
+        self.previous_start: datetime | None = None
 
     def __call__(self, raw: DataFrame, batch_id: int) -> None:
         started = datetime.now(UTC)
         parsed = parse_trades(raw, self.symbols).persist()
         try:
             dead = self._dead_letters(parsed.where(F.col("reason").isNotNull()))
-            trades = parsed.where(F.col("reason").isNull()).select(*TRADE_COLUMNS).toPandas()
+            trades = parsed.where(F.col("reason").isNull()).select(*TRADE_COLUMNS, "kafka_time").toPandas()
             touched = self._apply(trades, batch_id, started) if len(trades) else 0
         finally:
             parsed.unpersist()
-        self._health(batch_id, started, len(trades) + dead, dead, touched)
+        written = datetime.now(UTC)
+        self._health(batch_id, started, len(trades) + dead, dead, touched,
+                     health.latency_ms(trades["kafka_time"], written))
 
     def _apply(self, trades: pd.DataFrame, batch_id: int, now: datetime) -> int:
         ks, step = self.settings.keyspace, _Steps(batch_id)
         users = sorted(int(u) for u in trades["user_id"].unique())
         with step("read"):
             prior = state.Prior.from_rows(store.portfolios_of(self.spark, ks, users))
-            prices = store.latest_prices(self.spark, ks)
+            prices = store.latest_prices(self.portfolio.session, ks)
         with step("compute"):
-            rows = state.build(trades, prior, prices, self.model, batch_id, now,
-                               self.settings.opening_cash_cents)
+            rows = state.build(trades, prior, prices, self.model, batch_id, now, self.settings.opening)
         with step("write portfolio"):
             self.portfolio.write(rows.changed, rows.totals)
         with step("write trades+equity"):
@@ -130,15 +150,22 @@ class BatchWriter:
         (frame.write.format("kafka").option("kafka.bootstrap.servers", self.settings.kafka_bootstrap)
          .option("topic", topic).save())
 
-    def _health(self, batch_id: int, started: datetime, rows: int, dead: int, touched: int) -> None:
+    def _health(self, batch_id: int, started: datetime, rows: int, dead: int, touched: int,
+                latency: tuple[float | None, ...]) -> None:
         finished = datetime.now(UTC)
         seconds = max((finished - started).total_seconds(), 1e-6)
-        health = pd.DataFrame([{"job": JOB, "batch_id": batch_id, "started_at": started,
-                                "finished_at": finished, "input_rows": rows, "dead_letters": dead,
-                                "touched_users": touched, "processed_rows_per_second": rows / seconds}])
-        store.upsert(self.spark, health, BATCHES_DDL, self.settings.keyspace, "batches_by_job")
-        LOG.info("batch %d: %d rows (%d dead letters), %d users in %.2f s", batch_id, rows, dead, touched,
-                 seconds)
+        processed = health.batch_end_offsets(self.settings.checkpoint, batch_id)
+        ends = self.kafka.ends(sorted(processed))
+        lag = health.lag(ends, processed) if ends is not None else None
+        row = {"job": JOB, "batch_id": batch_id, "started_at": started, "finished_at": finished,
+               "input_rows": rows, "dead_letters": dead, "touched_users": touched,
+               "input_rows_per_second": health.input_rate(rows, started, self.previous_start),
+               "processed_rows_per_second": rows / seconds, "kafka_lag": lag,
+               **dict(zip(LATENCY_COLUMNS, latency, strict=True))}
+        self.previous_start = started
+        store.upsert(self.spark, pd.DataFrame([row]), BATCHES_DDL, self.settings.keyspace, "batches_by_job")
+        LOG.info("batch %d: %d rows (%d dead letters), %d users in %.2f s, lag %s, latency p99 %s ms",
+                 batch_id, rows, dead, touched, seconds, lag, latency[-1])
 
 
 class _Steps:
@@ -155,45 +182,126 @@ class _Steps:
 
 
 def start(spark: SparkSession, settings: JobSettings, available_now: bool = False) -> StreamingQuery:
-    """Start the query; `available_now` processes what is in the topic and stops (tests, catch-up)."""
-    spark.conf.set("spark.sql.execution.arrow.pyspark.enabled", "true")
-    spark.conf.set("spark.sql.execution.arrow.pyspark.fallback.enabled", "false")
-    raw = (spark.readStream.format("kafka")
-           .option("kafka.bootstrap.servers", settings.kafka_bootstrap)
-           .option("subscribe", settings.trades_topic).option("startingOffsets", "earliest")
-           .option("maxOffsetsPerTrigger", settings.max_offsets_per_trigger).load())
+    """Start the portfolio query; `available_now` processes what is in the topic and stops (tests,
+    catch-up)."""
+    _configure(spark)
+    raw = market.kafka_stream(spark, settings.kafka_bootstrap, settings.trades_topic,
+                              settings.max_offsets_per_trigger)
     writer = raw.writeStream.foreachBatch(BatchWriter(spark, settings, load_factor_model()))
-    every = f"{settings.trigger_seconds} seconds"
-    trigger = {"availableNow": True} if available_now else {"processingTime": every}
+    trigger = _trigger(settings, available_now)
     return (writer.option("checkpointLocation", settings.checkpoint).trigger(**trigger)
             .queryName(f"{JOB}-{settings.keyspace}").start())
+
+
+def start_views(spark: SparkSession, settings: JobSettings, available_now: bool = False
+                ) -> list[StreamingQuery]:
+    """Start the market-view queries (Q5-Q7a from the trades, Q4 from the prices), each with its own
+    checkpoint next to the portfolio query's."""
+    _configure(spark)
+    views_store = market.ViewStore(store.session_for(settings.cassandra), settings.keyspace)
+    base = settings.market_checkpoint or f"{settings.checkpoint}-market"
+    trigger = _trigger(settings, available_now)
+    trades = market.kafka_stream(spark, settings.kafka_bootstrap, settings.trades_topic,
+                                 4 * settings.max_offsets_per_trigger)
+    prices = market.kafka_stream(spark, settings.kafka_bootstrap, settings.prices_topic, 200_000)
+    symbols = list(load_factor_model().symbols)
+    return [
+        market.start_market(spark, trades, symbols, views_store, f"{base}/trades", settings.late_minutes,
+                            trigger, f"market-{settings.keyspace}"),
+        market.start_prices(prices, views_store, f"{base}/prices", trigger, f"prices-{settings.keyspace}"),
+    ]
+
+
+def _configure(spark: SparkSession) -> None:
+    spark.conf.set("spark.sql.execution.arrow.pyspark.enabled", "true")
+    spark.conf.set("spark.sql.execution.arrow.pyspark.fallback.enabled", "false")
+    # the state of the market aggregation: few partitions, fixed at the checkpoint's first start
+    spark.conf.set("spark.sql.shuffle.partitions", "2")
+
+
+def _trigger(settings: JobSettings, available_now: bool) -> dict:
+    every = f"{settings.trigger_seconds} seconds"
+    return {"availableNow": True} if available_now else {"processingTime": every}
 
 
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     var = default_var_dir()
-    endpoints = Endpoints.load(var)
-    settings = JobSettings(
-        kafka_bootstrap=endpoints.kafka.bootstrap_servers, cassandra=endpoints.cassandra,
-        keyspace=check_identifier(args.keyspace or default_keyspace()),
-        checkpoint=args.checkpoint or str(var / "data" / "streaming" / "checkpoint"),
-        trades_topic=args.trades_topic, trigger_seconds=args.trigger_seconds,
-        opening_cash_cents=round(args.opening_cash * 100))
+    try:
+        endpoints = Endpoints.load(var)
+    except StockafolioError as exc:
+        raise SystemExit(f"streaming.job: {exc}") from None
+    settings = _settings(args, endpoints, var)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     os.environ["SPARK_CONF_DIR"] = endpoints.spark.conf_dir
     spark = SparkSession.builder.master(endpoints.spark.master).appName("streaming").getOrCreate()
-    start(spark, settings, available_now=args.available_now).awaitTermination()
+    queries = [start(spark, settings, available_now=args.available_now)]
+    if not args.no_views:
+        queries += start_views(spark, settings, available_now=args.available_now)
+    if args.available_now:
+        for query in queries:
+            query.awaitTermination()
+    else:
+        spark.streams.awaitAnyTermination()  # runs until stopped; a failed query ends the job (non-zero)
+
+
+def _settings(args: argparse.Namespace, endpoints: Endpoints, var: Path) -> JobSettings:
+    return JobSettings(
+        kafka_bootstrap=endpoints.kafka.bootstrap_servers, cassandra=endpoints.cassandra,
+        keyspace=check_identifier(args.keyspace or default_keyspace()),
+        checkpoint=args.checkpoint or str(var / "data" / "streaming" / "checkpoint"),
+        trades_topic=args.trades_topic, prices_topic=args.prices_topic, events_topic=args.events_topic,
+        dead_letter_topic=args.dead_letter_topic, trigger_seconds=args.trigger_seconds,
+        max_offsets_per_trigger=args.max_offsets_per_trigger, seed=args.seed, late_minutes=args.late_minutes,
+        opening_cash_cents=None if args.opening_cash is None else round(args.opening_cash * 100))
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description="Kafka trades -> portfolios in Cassandra, exactly once.")
-    parser.add_argument("--keyspace", help="default: the stack's keyspace")
-    parser.add_argument("--checkpoint", help="checkpoint folder (default: <var>/data/streaming/checkpoint)")
-    parser.add_argument("--trades-topic", default="trades")
-    parser.add_argument("--trigger-seconds", type=float, default=2.0)
-    parser.add_argument("--opening-cash", type=float, default=0.0, help="cash of a new user, in dollars")
+    parser = argparse.ArgumentParser(
+        prog="python -m streaming.job",
+        description="Kafka trades -> portfolios (Q1-Q3), firm/market views (Q4-Q7a) and per-user events, "
+                    "exactly once. On the stack it is a managed pipeline process: start and stop it with "
+                    "`bin/stockafolio run` / `bin/stockafolio stop`; inspect it with "
+                    "`python -m streaming status`.",
+        epilog="Endpoints come from <var>/endpoints (STOCKAFOLIO_VAR), the keyspace from "
+               "STOCKAFOLIO_KEYSPACE.")
+    parser.add_argument("--keyspace", help="Cassandra keyspace (default: the stack's keyspace)")
+    parser.add_argument("--checkpoint", help="checkpoint folder of the portfolio query (default: "
+                        "<var>/data/streaming/checkpoint); the view queries use <checkpoint>-market/")
+    parser.add_argument("--trades-topic", default=topics.TRADES, help="(default: %(default)s)")
+    parser.add_argument("--prices-topic", default=topics.PRICES, help="(default: %(default)s)")
+    parser.add_argument("--events-topic", default=topics.PORTFOLIO_EVENTS,
+                        help="per-user portfolio updates (default: %(default)s)")
+    parser.add_argument("--dead-letter-topic", default=topics.TRADES_DEAD_LETTER,
+                        help="malformed trades with the reason and the original bytes (default: %(default)s)")
+    parser.add_argument("--seed", type=_non_negative, default=cash.DEFAULT_SEED,
+                        help="the generator's --seed: a new user opens with the cash the generator gave "
+                             "them (default: %(default)s)")
+    parser.add_argument("--opening-cash", type=float, default=None,
+                        help="instead of --seed: the same opening cash for every new user, in dollars")
+    parser.add_argument("--trigger-seconds", type=float, default=2.0, help="(default: %(default)s)")
+    parser.add_argument("--max-offsets-per-trigger", type=_positive, default=40_000,
+                        help="trades per portfolio micro-batch at most (default: %(default)s)")
+    parser.add_argument("--late-minutes", type=float, default=10.0,
+                        help="event-time watermark of the market views: later trades are left out of "
+                             "Q5-Q7a (default: %(default)s)")
+    parser.add_argument("--no-views", action="store_true", help="run the portfolio query only")
     parser.add_argument("--available-now", action="store_true", help="process what is there, then stop")
     return parser
+
+
+def _non_negative(text: str) -> int:
+    value = int(text) if text.strip().lstrip("-").isdigit() else -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
+    return value
+
+
+def _positive(text: str) -> int:
+    value = _non_negative(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number > 0, got {text!r}")
+    return value
 
 
 if __name__ == "__main__":

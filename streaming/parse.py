@@ -17,11 +17,13 @@ SOURCE = ("topic", "partition", "offset")
 
 
 def parse_trades(raw: DataFrame, symbols: Sequence[str]) -> DataFrame:
-    """Rows of a Kafka source -> the trade fields, `reason` (null when valid), the raw `value` text and
-    where it came from (`topic`, `partition`, `offset`)."""
+    """Rows of a Kafka source -> the trade fields, `reason` (null when valid), the raw `value` text,
+    where it came from (`topic`, `partition`, `offset`) and when Kafka took it (`kafka_time`)."""
     text = F.col("value").cast("string")
-    parsed = raw.select(F.from_json(text, TRADE_SPARK_DDL).alias("t"), text.alias("value"), *SOURCE)
-    fields = parsed.select(*(F.col(f"t.{name}").alias(name) for name in TRADE_FIELDS), "value", *SOURCE)
+    parsed = raw.select(F.from_json(text, TRADE_SPARK_DDL).alias("t"), text.alias("value"), *SOURCE,
+                        F.col("timestamp").alias("kafka_time"))
+    fields = parsed.select(*(F.col(f"t.{name}").alias(name) for name in TRADE_FIELDS), "value", *SOURCE,
+                           "kafka_time")
     return fields.withColumn("reason", _reason(symbols))
 
 

@@ -57,7 +57,7 @@ class BatchRows:
 
 
 def build(trades: pd.DataFrame, prior: Prior, prices: Mapping[str, float], model: FactorModel,
-          batch_id: int, now: datetime, opening_cash_cents: int) -> BatchRows:
+          batch_id: int, now: datetime, opening_cash_cents: accounting.Opening) -> BatchRows:
     """Apply the batch and value every touched user; `now` only stamps `updated_at`."""
     result = accounting.apply_batch(trades, prior.holdings, prior.cash, opening_cash_cents)
     holdings = _merged(prior.holdings, result.holdings, trades["user_id"].unique())
@@ -105,8 +105,9 @@ def _merged(prior: pd.DataFrame, changed: pd.DataFrame, users: np.ndarray) -> pd
 
 
 def _merged_cash(prior: pd.DataFrame, changed: pd.DataFrame, users: np.ndarray,
-                 opening_cash_cents: int) -> pd.DataFrame:
-    start = pd.DataFrame({"user_id": users, "cash_cents": opening_cash_cents, "cash_last_trade_id": 0})
+                 opening_cash_cents: accounting.Opening) -> pd.DataFrame:
+    start = pd.DataFrame({"user_id": users, "cash_cents": accounting.opening_cash(users, opening_cash_cents),
+                          "cash_last_trade_id": 0})
     both = _concat([start, prior.loc[prior["user_id"].isin(users)], changed])
     return _ints(both.drop_duplicates("user_id", keep="last")).reset_index(drop=True)
 
@@ -116,13 +117,15 @@ def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
     return pd.concat([f for f in frames if len(f)] or frames[:1], ignore_index=True)
 
 
-def _day_open(days: pd.DataFrame, cash: pd.DataFrame, day: date, opening_cash_cents: int) -> dict[int, int]:
+def _day_open(days: pd.DataFrame, cash: pd.DataFrame, day: date,
+              opening_cash_cents: accounting.Opening) -> dict[int, int]:
     """Equity at the start of `day` per user: kept while the stored day is `day`, else the last stored
     equity (the previous valuation), else the opening cash of a new user."""
     stored = days.set_index("user_id").reindex(cash["user_id"])
     same_day = stored["day"].map(_as_date) == day
     opening = np.where(same_day, stored["day_open_equity_cents"], stored["equity_cents"])
-    opening = pd.Series(opening, index=stored.index, dtype="float64").fillna(opening_cash_cents)
+    new = pd.Series(accounting.opening_cash(stored.index, opening_cash_cents), index=stored.index)
+    opening = pd.Series(opening, index=stored.index, dtype="float64").fillna(new)
     return {int(u): int(v) for u, v in opening.items()}
 
 

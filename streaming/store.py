@@ -11,7 +11,6 @@ from collections.abc import Iterable
 
 import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
 
 from cassandra.cluster import ResponseFuture, Session
 from cassandra.query import BatchStatement, BatchType, PreparedStatement
@@ -36,9 +35,12 @@ def portfolios_of(spark: SparkSession, keyspace: str, users: list[int]) -> pd.Da
     return keys.join(stored, "user_id").toPandas()
 
 
-def latest_prices(spark: SparkSession, keyspace: str) -> dict[str, float]:
-    rows = table(spark, keyspace, "latest_price_by_market").where(F.col("market") == MARKET)
-    return {r.symbol: r.price for r in rows.select("symbol", "price").collect()}
+def latest_prices(session: Session, keyspace: str) -> dict[str, float]:
+    """Q4, one partition: symbol -> latest price (empty before the first tick; holdings of a symbol
+    without a price are marked at cost)."""
+    rows = session.execute(f"SELECT symbol, price FROM {keyspace}.latest_price_by_market "  # noqa: S608
+                           "WHERE market = %s", (MARKET,))
+    return {r.symbol: r.price for r in rows}
 
 
 def upsert(spark: SparkSession, frame: pd.DataFrame, schema: str, keyspace: str, name: str) -> None:
@@ -75,11 +77,11 @@ class PortfolioWriter:
     def write(self, changed: pd.DataFrame, totals: pd.DataFrame) -> int:
         """Write `changed` holdings and one statics row per user of `totals`; returns the batch count."""
         by_user: dict[int, list[tuple]] = {}
-        for row in _values(changed, self.holding):
+        for row in values(changed, self.holding):
             by_user.setdefault(row[0], []).append(row)
         batches = 0
         window: list[ResponseFuture] = []
-        for row in _values(totals, self.statics):
+        for row in values(totals, self.statics):
             batch = BatchStatement(batch_type=BatchType.UNLOGGED)
             batch.add(self.insert_statics, row)
             for held in by_user.get(row[0], ()):
@@ -98,7 +100,7 @@ def _wait(window: list[ResponseFuture]) -> None:
     window.clear()
 
 
-def _values(frame: pd.DataFrame, columns: list[str]) -> Iterable[tuple]:
+def values(frame: pd.DataFrame, columns: list[str]) -> Iterable[tuple]:
     """Rows as tuples of plain Python values (None for missing) in `columns` order."""
     part = frame[columns].astype(object)
     part = part.where(part.notna(), None)
