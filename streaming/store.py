@@ -5,6 +5,7 @@ touched user holding its statics and only the holding rows the micro-batch chang
 
 from __future__ import annotations
 
+import atexit
 import functools
 import re
 from collections.abc import Iterable
@@ -54,8 +55,11 @@ def upsert(spark: SparkSession, frame: pd.DataFrame, schema: str, keyspace: str,
 
 @functools.cache
 def session_for(endpoint: CassandraEndpoint) -> Session:
-    """One driver session per process (the job's driver process, after Spark started), kept open."""
-    return cql.connect(endpoint, timeout_s=30)[1]
+    """One driver session per process (the job's driver process, after Spark started), kept open and
+    closed at exit (before the interpreter stops the driver's scheduler thread)."""
+    cluster, session = cql.connect(endpoint, timeout_s=30)
+    atexit.register(cluster.shutdown)
+    return session
 
 
 class PortfolioWriter:
