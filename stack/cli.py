@@ -95,6 +95,9 @@ def cmd_run(cfg: StackConfig, args: argparse.Namespace) -> int:
 
     began = time.monotonic()
     _up(cfg)
+    from stack import tools
+
+    tools.npm_assets(cfg)  # the web app serves chart.js and the socket.io client from the cache
     if not args.no_pipeline:
         print("[pipeline] starting the pipeline (streaming job, then generator)", flush=True)
         opts = pipeline.PipelineOptions(rate=args.rate, users=args.users, speed=args.speed)
@@ -213,6 +216,10 @@ def cmd_test(cfg: StackConfig, args: argparse.Namespace) -> int:
     extra = [a for a in args.pytest_args if a != "--"]
     if args.unit:
         return _pytest(cfg, ["-m", "not integration and not ansible", *extra])
+    from stack import tools
+
+    tools.npm_assets(cfg)
+    tools.chromium()  # the browser tests drive Debian's chromium
     started: list[str] = []
     if not services.all_healthy(cfg):
         print("the local stack is not running: starting it for the tests", flush=True)
