@@ -50,6 +50,5 @@ def vendor(name: str) -> ResponseReturnValue:
 
 
 def _vendor_dir() -> Path | None:
-    settings = current_app.config.get("STOCKAFOLIO_SETTINGS")
-    found = getattr(settings, "vendor_dir", None)
+    found = current_app.config["STOCKAFOLIO"].vendor_dir
     return Path(found) if found else None

@@ -108,7 +108,7 @@ window.SF = (() => {
     const startPolling = () => { if (!timer) timer = setInterval(poll, POLL_MS); };
     const stopPolling = () => { clearInterval(timer); timer = null; };
     if (typeof window.io !== "function") { state("reconnecting"); startPolling(); return null; }
-    const socket = window.io({ withCredentials: true });
+    const socket = window.io({ transports: ["websocket"] });  // the server runs several workers: no polling
     let connectedBefore = false;  // the page loads its data itself; catch up only after a gap
     socket.on("connect", () => {
       state("live");
