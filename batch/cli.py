@@ -126,6 +126,8 @@ def run(settings: BatchSettings, stages: Sequence[str]) -> None:
     checks = {"s3": services.check_s3, "hdfs": services.check_hdfs, "cassandra": services.check_cassandra}
     for service in needed:
         checks[service](settings.endpoints)
+    if "ingest" in stages:
+        services.list_day(settings)  # no data for the day: say so before Spark starts
     started = time.monotonic()
     say(settings.day, f"starting Spark ({settings.endpoints.spark.master}) for {', '.join(stages)}")
     spark = services.spark_session(settings.endpoints)

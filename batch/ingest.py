@@ -22,7 +22,6 @@ from stockafolio.records import TRADE_SCHEMA_VERSION, Trade, field_types
 
 _SPARK_TYPES: dict[type, DataType] = {int: LongType(), float: DoubleType(), str: StringType()}
 TRADE_FIELDS = field_types(Trade)
-BYTES_PER_PARTITION = 64 << 20  # ~6 million zstd trades per shuffle partition
 
 
 @dataclass(frozen=True)
@@ -78,15 +77,24 @@ def with_reason(trades: DataFrame, day: date, symbols: Iterable[str]) -> DataFra
     return trades.withColumn("reason", reason)
 
 
-def mark_duplicates(trades: DataFrame) -> DataFrame:
+def mark_duplicates(trades: DataFrame, broadcast_limit: int = 1_000_000) -> DataFrame:
     """Sets `reason` = 'duplicate: ...' on every copy of a trade id after the first valid one
-    (a valid copy is kept before an invalid one; among equals the order is arbitrary)."""
+    (a valid copy is kept before an invalid one; among equals the order is arbitrary).
+
+    Only the ids are shuffled to find the repeated ones (one column of the files); the rows of the
+    few repeated ids are ranked, every other row passes through untouched, so a day without
+    duplicates is never sorted."""
+    repeated = (trades.where(F.col("trade_id").isNotNull()).groupBy("trade_id").count()
+                .where(F.col("count") > 1).select("trade_id")).persist()  # few rows; freed with the session
+    ids = F.broadcast(repeated) if repeated.count() <= broadcast_limit else repeated
+    single = trades.join(ids, "trade_id", "left_anti")
+    copies = trades.join(ids, "trade_id", "left_semi")
     order = Window.partitionBy("trade_id").orderBy(F.col("reason").asc_nulls_first())
-    ranked = trades.withColumn("_copy", F.row_number().over(order))
-    duplicate = (F.col("_copy") > 1) & F.col("trade_id").isNotNull()
-    return ranked.withColumn("reason", F.when(duplicate & F.col("reason").isNull(),
-                                              F.lit("duplicate: trade_id seen before"))
-                             .otherwise(F.col("reason"))).drop("_copy")
+    ranked = copies.withColumn("_copy", F.row_number().over(order))
+    marked = ranked.withColumn("reason", F.when((F.col("_copy") > 1) & F.col("reason").isNull(),
+                                                F.lit("duplicate: trade_id seen before"))
+                               .otherwise(F.col("reason"))).drop("_copy")
+    return single.unionByName(marked)
 
 
 def reason_code(reason: Column) -> Column:
@@ -107,7 +115,6 @@ def ingest(spark: SparkSession, settings: BatchSettings, symbols: Iterable[str])
     size = sum(b for _, b in objects)
     files = Files(spark)
     staged = files.staging(settings, "ingest")
-    spark.conf.set("spark.sql.shuffle.partitions", str(max(2, size // BYTES_PER_PARTITION + 1)))
     try:
         marked = mark_duplicates(with_reason(read_day(spark, settings), settings.day, symbols))
         valid = F.col("reason").isNull()

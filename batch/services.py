@@ -91,6 +91,11 @@ class Files:
         fs, jpath = self._fs(path)
         return bool(fs.exists(jpath))
 
+    def size(self, path: str) -> int:
+        """Bytes under `path` (0 when it does not exist)."""
+        fs, jpath = self._fs(path)
+        return int(fs.getContentSummary(jpath).getLength()) if fs.exists(jpath) else 0
+
     def delete(self, path: str) -> None:
         fs, jpath = self._fs(path)
         fs.delete(jpath, True)

@@ -12,7 +12,7 @@ from pyspark.sql import functions as F
 
 from batch import holdings, ingest, reconcile, risk, store, views
 from batch.services import Files, cassandra
-from batch.settings import HIST_VAR, HOLDINGS, MODELS, BatchSettings
+from batch.settings import CURATED, HIST_VAR, HOLDINGS, MODELS, BatchSettings
 from stockafolio.reference.model import load_universe
 
 Say = Callable[[str], None]
@@ -24,6 +24,16 @@ class Night:
     settings: BatchSettings
     say: Say
     _snapshot: DataFrame | None = field(default=None, repr=False)
+    _cells: DataFrame | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self.tune(self.files.size(self.settings.dataset(CURATED)))
+
+    def tune(self, day_bytes: int) -> None:
+        """Shuffle partitions from the size of a day (~32 MB of zstd Parquet, ~3 million trades,
+        each): enough that no aggregation spills, few enough that a small day stays quick."""
+        partitions = min(64, max(4, day_bytes // (32 << 20) + 1))
+        self.spark.conf.set("spark.sql.shuffle.partitions", str(partitions))
 
     @property
     def files(self) -> Files:
@@ -48,10 +58,16 @@ class Night:
             self._snapshot = self.spark.read.parquet(self.settings.dataset(HOLDINGS))
         return self._snapshot
 
+    def cells(self) -> DataFrame:
+        """The day's (symbol, minute, side) cells, computed once per run and cached (small)."""
+        if self._cells is None:
+            self._cells = views.minute_side(ingest.curated(self.spark, self.settings)).persist()
+        return self._cells
+
     def positions(self) -> DataFrame:
         """Open positions valued at the day's last trade price (the reference price when untraded)."""
         sectors = self.sectors()
-        day = views.last_prices(ingest.curated(self.spark, self.settings))
+        day = views.last_prices(self.cells())
         marks = (sectors.join(day, "symbol", "left")
                  .select("symbol", F.coalesce("price", "reference_price").alias("price")))
         return views.valued(self.snapshot(), marks)
@@ -60,6 +76,7 @@ class Night:
 def run_ingest(night: Night) -> str:
     symbols = [s.symbol for s in load_universe()]
     report = ingest.ingest(night.spark, night.settings, symbols)
+    night.tune(report.bytes)
     return report.line()
 
 
@@ -69,7 +86,8 @@ def run_views(night: Night) -> str:
     cluster, session = cassandra(s.endpoints)
     try:
         now, written = store.now(), 0
-        for view, frame in views.view_rows(trades, positions, night.sectors()).items():
+        users = views.active_users(trades)
+        for view, frame in views.view_rows(night.cells(), users, positions, night.sectors()).items():
             written += store.write_view(session, s.keyspace, s.day, view, frame.toPandas(), now)
         totals = views.user_totals(trades).persist()
         for metric in ("trades", "notional"):

@@ -26,35 +26,52 @@ def _buy() -> Column:
     return F.col("side") == "buy"
 
 
-def activity(trades: DataFrame, key: str) -> DataFrame:
-    """Per `key`: trades, shares, notional, buy/sell shares and notional, and the share imbalance
-    (buy - sell) / (buy + sell) in [-1, 1]."""
-    buy_q = F.when(_buy(), F.col("quantity")).otherwise(0)
-    sell_q = F.when(~_buy(), F.col("quantity")).otherwise(0)
-    out = trades.groupBy(key).agg(
-        F.count("*").cast("double").alias("trades"), F.sum("quantity").cast("double").alias("shares"),
-        F.sum(_notional()).alias("notional"),
-        F.sum(buy_q).cast("double").alias("buy_shares"), F.sum(sell_q).cast("double").alias("sell_shares"),
-        F.sum(F.when(_buy(), _notional()).otherwise(0.0)).alias("buy_notional"),
-        F.sum(F.when(~_buy(), _notional()).otherwise(0.0)).alias("sell_notional"))
+def minute_side(trades: DataFrame) -> DataFrame:
+    """The day's trades folded once into (symbol, minute, side) cells: trades, shares, notional and the
+    last trade (event time, trade id, price). At most 503 x 1,440 x 2 rows, so every activity view
+    below is computed from this small frame instead of another pass over the day."""
+    return (trades.withColumn("minute", F.date_trunc("minute", "event_time"))
+            .groupBy("symbol", "minute", "side")
+            .agg(F.count("*").alias("trades"), F.sum("quantity").alias("shares"),
+                 F.sum(_notional()).alias("notional"),
+                 F.max(F.struct("event_time", "trade_id", "price")).alias("last")))
+
+
+def activity(cells: DataFrame, key: str) -> DataFrame:
+    """Per `key` of `minute_side` cells: trades, shares, notional, buy/sell shares and notional, and
+    the share imbalance (buy - sell) / (buy + sell) in [-1, 1]."""
+    def side(column: str, which: str) -> Column:
+        return F.sum(F.when(F.col("side") == which, F.col(column)).otherwise(0))
+
+    out = cells.groupBy(key).agg(
+        F.sum("trades").cast("double").alias("trades"), F.sum("shares").cast("double").alias("shares"),
+        F.sum("notional").alias("notional"),
+        side("shares", "buy").cast("double").alias("buy_shares"),
+        side("shares", "sell").cast("double").alias("sell_shares"),
+        side("notional", "buy").cast("double").alias("buy_notional"),
+        side("notional", "sell").cast("double").alias("sell_notional"))
     return out.withColumn("imbalance", (F.col("buy_shares") - F.col("sell_shares"))
                           / (F.col("buy_shares") + F.col("sell_shares")))
 
 
-def by_symbol(trades: DataFrame) -> DataFrame:
-    return activity(trades, "symbol")
+def by_symbol(cells: DataFrame) -> DataFrame:
+    return activity(cells, "symbol")
 
 
-def by_sector(trades: DataFrame, sectors: DataFrame) -> DataFrame:
-    return activity(trades.join(F.broadcast(sectors), "symbol", "left")
+def by_sector(cells: DataFrame, sectors: DataFrame) -> DataFrame:
+    return activity(cells.join(F.broadcast(sectors), "symbol", "left")
                     .fillna({"sector": "Unknown"}), "sector")
 
 
-def per_minute(trades: DataFrame) -> DataFrame:
+def active_users(trades: DataFrame) -> DataFrame:
+    """minute, active_users: distinct users who traded in each UTC minute (exact)."""
+    pairs = trades.select(F.date_trunc("minute", "event_time").alias("minute"), "user_id").distinct()
+    return pairs.groupBy("minute").agg(F.count("*").cast("double").alias("active_users"))
+
+
+def per_minute(cells: DataFrame, users: DataFrame) -> DataFrame:
     """Per UTC minute: the activity columns plus the number of distinct users who traded."""
-    minute = trades.withColumn("minute", F.date_trunc("minute", "event_time"))
-    users = minute.groupBy("minute").agg(F.countDistinct("user_id").cast("double").alias("active_users"))
-    return activity(minute, "minute").join(users, "minute")
+    return activity(cells, "minute").join(users, "minute", "left")
 
 
 def user_totals(trades: DataFrame) -> DataFrame:
@@ -71,10 +88,9 @@ def top_users(totals: DataFrame, metric: str, n: int = 100) -> DataFrame:
                          F.col(metric).cast("double").alias("value"))
 
 
-def last_prices(trades: DataFrame) -> DataFrame:
+def last_prices(cells: DataFrame) -> DataFrame:
     """symbol, price: the price of each symbol's last trade (latest event time, then trade id)."""
-    return trades.groupBy("symbol").agg(
-        F.max_by("price", F.struct("event_time", "trade_id")).alias("price"))
+    return cells.groupBy("symbol").agg(F.max("last").alias("last")).select("symbol", "last.price")
 
 
 def valued(holdings: DataFrame, marks: DataFrame) -> DataFrame:
@@ -143,14 +159,16 @@ ACTIVITY = ["trades", "shares", "notional", "buy_shares", "sell_shares", "buy_no
             "imbalance"]
 
 
-def view_rows(trades: DataFrame, positions: DataFrame, sectors: DataFrame) -> dict[str, DataFrame]:
-    """Every view of `VIEWS` as ranked rows (rank, label, metrics)."""
+def view_rows(cells: DataFrame, users: DataFrame, positions: DataFrame,
+              sectors: DataFrame) -> dict[str, DataFrame]:
+    """Every view of `VIEWS` as ranked rows (rank, label, metrics), from the `minute_side` cells,
+    the `active_users` per minute and the valued open positions."""
     return {
-        "symbols": ranked(by_symbol(trades), F.col("symbol"), [F.desc("notional"), F.col("symbol")],
+        "symbols": ranked(by_symbol(cells), F.col("symbol"), [F.desc("notional"), F.col("symbol")],
                           ACTIVITY),
-        "sectors": ranked(by_sector(trades, sectors), F.col("sector"), [F.desc("notional"), F.col("sector")],
+        "sectors": ranked(by_sector(cells, sectors), F.col("sector"), [F.desc("notional"), F.col("sector")],
                           ACTIVITY),
-        "minutes": ranked(per_minute(trades), F.date_format("minute", "yyyy-MM-dd'T'HH:mm'Z'"),
+        "minutes": ranked(per_minute(cells, users), F.date_format("minute", "yyyy-MM-dd'T'HH:mm'Z'"),
                           [F.col("minute")], [*ACTIVITY, "active_users"]),
         "portfolio_sizes": ranked(portfolio_sizes(positions), F.col("label"), [F.col("bucket")],
                                   ["users", "share"]),
