@@ -21,8 +21,10 @@ def check_identifier(name: str) -> str:
     return name
 
 
-def connect(endpoint: CassandraEndpoint, timeout_s: float = 10.0) -> tuple[Cluster, Session]:
-    """Open a cluster connection; the caller keeps the pair for the life of the process."""
+def connect(endpoint: CassandraEndpoint, timeout_s: float = 10.0,
+            connection_class: type | None = None) -> tuple[Cluster, Session]:
+    """Open a cluster connection; the caller keeps the pair for the life of the process.
+    `connection_class`: the driver's reactor, e.g. its gevent one under a gevent server."""
     logging.getLogger("cassandra").setLevel(logging.ERROR)
     profile = ExecutionProfile(load_balancing_policy=DCAwareRoundRobinPolicy(local_dc=endpoint.local_dc),
                                request_timeout=timeout_s)
@@ -33,6 +35,7 @@ def connect(endpoint: CassandraEndpoint, timeout_s: float = 10.0) -> tuple[Clust
         execution_profiles={EXEC_PROFILE_DEFAULT: profile},
         connect_timeout=timeout_s,
         control_connection_timeout=timeout_s,
+        **({"connection_class": connection_class} if connection_class else {}),
     )
     try:
         return cluster, cluster.connect()

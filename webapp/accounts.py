@@ -1,0 +1,121 @@
+"""Accounts (Q0): a user name, a hashed password (werkzeug scrypt), a role, and for role `user` the
+simulated user id whose portfolio the account sees. Demo seeding for `bin/stockafolio run`."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from stockafolio.activity import most_active_user_ids
+from stockafolio.errors import StockafolioError
+
+Role = Literal["user", "firm"]
+ROLES: tuple[Role, ...] = ("user", "firm")
+USERNAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{1,31}$")
+MIN_PASSWORD = 10
+HASH_METHOD = "scrypt"
+# Checked when the user name does not exist, so a wrong name costs as long as a wrong password.
+_DUMMY_HASH = generate_password_hash(secrets.token_hex(8), method=HASH_METHOD)
+
+
+class AccountError(StockafolioError):
+    """A user name, password or role that cannot be used."""
+
+
+@dataclass(frozen=True)
+class Account:
+    username: str
+    role: Role
+    user_id: int | None
+
+
+def validate(username: str, password: str, role: str, user_id: int | None) -> None:
+    if not USERNAME.match(username):
+        raise AccountError(f"user name must match {USERNAME.pattern}, got {username!r}")
+    if len(password) < MIN_PASSWORD:
+        raise AccountError(f"password must be at least {MIN_PASSWORD} characters")
+    if role not in ROLES:
+        raise AccountError(f"role must be one of {ROLES}, got {role!r}")
+    if (role == "user") != (user_id is not None):
+        raise AccountError("a user account needs --user-id; a firm account must not have one")
+    if user_id is not None and user_id < 1:
+        raise AccountError(f"user id must be >= 1, got {user_id}")
+
+
+def create(store, username: str, password: str, role: str, user_id: int | None,
+           overwrite: bool = False, method: str = HASH_METHOD) -> Account:
+    """Validate and write an account; refuses a taken name unless `overwrite`."""
+    validate(username, password, role, user_id)
+    written = store.put_account(username, user_id, generate_password_hash(password, method=method), role,
+                                datetime.now(UTC), overwrite=overwrite)
+    if not written:
+        raise AccountError(f"user name {username!r} is taken (use --overwrite to replace it)")
+    return Account(username, role, user_id)  # type: ignore[arg-type]
+
+
+def authenticate(store, username: str, password: str) -> Account | None:
+    """The account when the password matches, else None (same cost either way)."""
+    row = store.account(username) if USERNAME.match(username or "") else None
+    if row is None:
+        check_password_hash(_DUMMY_HASH, password)
+        return None
+    if not row.get("password_hash") or not check_password_hash(row["password_hash"], password):
+        return None
+    if row.get("role") not in ROLES:
+        return None
+    return Account(row["username"], row["role"], row["user_id"])
+
+
+# ---------------------------------------------------------------- demo accounts
+
+
+@dataclass(frozen=True)
+class DemoAccount:
+    username: str
+    password: str
+    role: Role
+    user_id: int | None
+
+
+def demo_accounts(n_users: int, seed: int, users: int, previous: dict[str, str]) -> list[DemoAccount]:
+    """`users` accounts on the most active simulated users plus one firm analyst; passwords are
+    random, kept from `previous` (name -> password) so reseeding does not change them."""
+    ids = most_active_user_ids(n_users, seed, users)
+    plan: list[tuple[str, Role, int | None]] = [(f"demo{i + 1}", "user", uid) for i, uid in enumerate(ids)]
+    plan.append(("analyst", "firm", None))
+    return [DemoAccount(name, previous.get(name) or secrets.token_urlsafe(12), role, uid)
+            for name, role, uid in plan]
+
+
+def seed(store, secrets_file: Path, n_users: int, seed_value: int, users: int = 3,
+         method: str = HASH_METHOD) -> list[DemoAccount]:
+    """Write the demo accounts to Cassandra and to `secrets_file` (mode 0600)."""
+    previous = read_demo_file(secrets_file)
+    accounts = demo_accounts(n_users, seed_value, users, {a["username"]: a["password"] for a in previous})
+    for a in accounts:
+        create(store, a.username, a.password, a.role, a.user_id, overwrite=True, method=method)
+    secrets_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(secrets_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        json.dump([a.__dict__ for a in accounts], out, indent=2)
+    os.chmod(secrets_file, 0o600)
+    return accounts
+
+
+def read_demo_file(path: Path) -> list[dict]:
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return []
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise AccountError(f"{path} is not valid JSON ({exc}); delete it to reseed") from None
+    return [a for a in data if isinstance(a, dict) and {"username", "password"} <= set(a)] \
+        if isinstance(data, list) else []

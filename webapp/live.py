@@ -1,0 +1,186 @@
+"""Live pushes over Socket.IO. A socket joins `user:<id>` or `firm` at connect (a logged-in session and
+an allowed Origin are required) and never changes room: no client event is handled at all.
+
+Two background tasks per web process, both emitting only to that process's own sockets:
+- `portfolio`: every process reads the whole `portfolio-events` topic (assigned all partitions, no
+  consumer group offsets), drops events of users it holds no socket for, and for the rest re-marks the
+  user's Q1 partition (same totals and risk as the API) at most once a second per user. Each event is
+  therefore emitted once, by the process that holds the user's socket; no message queue is needed
+  and no process does work for users watched elsewhere. (A shared consumer group would deliver each
+  event to one process, which would then have to publish every touched user's event to all others
+  through a Socket.IO message queue: one Kafka produce per touched user per second for users mostly
+  not watched at all.)
+- `prices` and `firm`: once a second, from Cassandra (Q4, and Q6/Q8 when a firm socket is here), only
+  the symbols whose price changed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from flask import current_app, request
+
+with warnings.catch_warnings():
+    # python-socketio imports kafka-python (for its optional KafkaManager), which still calls the
+    # deprecated importlib.resources.read_text at import time; nothing here uses kafka-python.
+    warnings.filterwarnings("ignore", r"(read|open)_text is deprecated", DeprecationWarning)
+    from flask_socketio import SocketIO, join_room
+
+from webapp import valuation
+from webapp.api import activity_row, batch_row
+from webapp.auth import current_account
+from webapp.store import DataUnavailable, Store
+
+LOG = logging.getLogger(__name__)
+socketio = SocketIO()
+PERIOD_S = 1.0
+FIRM_ROOM = "firm"
+
+
+def user_room(user_id: int) -> str:
+    return f"user:{user_id}"
+
+
+@socketio.on("connect")
+def _connect(auth: Any = None) -> None:
+    account = current_account()
+    if account is None:
+        raise ConnectionRefusedError("log in first")
+    origin = request.headers.get("Origin")
+    settings = current_app.config["STOCKAFOLIO"]
+    if origin is not None and origin not in settings.allowed_origins:
+        raise ConnectionRefusedError("origin not allowed")
+    join_room(FIRM_ROOM if account.role == "firm" else user_room(account.user_id))
+    if settings.live_tasks:
+        _start_tasks(current_app._get_current_object())  # type: ignore[attr-defined]
+
+
+_started: set[int] = set()
+
+
+def _start_tasks(app) -> None:
+    import os
+
+    if os.getpid() in _started:
+        return
+    _started.add(os.getpid())
+    pusher = Pusher(app.extensions["stockafolio.store"], app.extensions["stockafolio.clock"], socketio)
+    socketio.start_background_task(pusher.run_market)
+    socketio.start_background_task(run_events, app.config["STOCKAFOLIO"], pusher)
+
+
+def local_room_size(io: SocketIO, room: str) -> int:
+    """Sockets of this process in `room` (python-socketio's manager keeps namespace -> room -> sids)."""
+    return len(io.server.manager.rooms.get("/", {}).get(room) or ())
+
+
+class Coalescer:
+    """At most one emit per key per `period_s`; the newest value wins while waiting."""
+
+    def __init__(self, period_s: float = PERIOD_S, clock: Callable[[], float] = time.monotonic) -> None:
+        self.period_s, self.clock = period_s, clock
+        self.pending: dict[Any, Any] = {}
+        self.last: dict[Any, float] = {}
+
+    def offer(self, key: Any, value: Any) -> None:
+        self.pending[key] = value
+
+    def due(self) -> list[tuple[Any, Any]]:
+        now, out = self.clock(), []
+        for key in list(self.pending):
+            if now - self.last.get(key, -1e18) >= self.period_s:
+                out.append((key, self.pending.pop(key)))
+                self.last[key] = now
+        return out
+
+
+class Pusher:
+    """Builds and emits the three events; the loops call `market_tick` and `portfolio_tick`."""
+
+    def __init__(self, store: Store, clock: Callable, io: SocketIO) -> None:
+        self.store, self.clock, self.io = store, clock, io
+        self.sent_prices: dict[str, float] = {}
+        self.sent_minute: Any = None
+        self.users = Coalescer()
+
+    def market_tick(self) -> None:
+        prices, as_of = self.store.prices()
+        changed = {s: p for s, p in prices.items() if self.sent_prices.get(s) != p}
+        if changed:
+            self.io.emit("prices", {"as_of": valuation.iso(as_of), "prices": changed})
+            self.sent_prices.update(changed)
+        if local_room_size(self.io, FIRM_ROOM):
+            self._firm()
+
+    def _firm(self) -> None:
+        day = self.clock().date()
+        activity = self.store.firm_activity(day)[:1]  # Q6 is newest first
+        batches = self.store.batches(1)
+        event = {"as_of": valuation.iso(self.clock()),
+                 "minute": activity_row(activity[0]) if activity else None,
+                 "health": batch_row(batches[0]) if batches else None}
+        if (event["minute"], event["health"]) != self.sent_minute:
+            self.io.emit("firm", event, to=FIRM_ROOM)
+            self.sent_minute = (event["minute"], event["health"])
+
+    def offer_event(self, raw: bytes | None) -> None:
+        try:
+            event = orjson.loads(raw or b"")
+            user_id = int(event["user_id"])
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            return
+        if local_room_size(self.io, user_room(user_id)):
+            self.users.offer(user_id, event.get("last_batch_id"))
+
+    def portfolio_tick(self) -> None:
+        for user_id, batch_id in self.users.due():
+            rows = self.store.portfolio(user_id)
+            prices, as_of = self.store.prices()
+            doc = valuation.mark(rows, prices, as_of, user_id, self.clock().date())
+            batch = rows[0].get("last_batch_id") if rows else batch_id
+            self.io.emit("portfolio", {"user_id": user_id, "as_of": doc["as_of"], "totals": doc["totals"],
+                                       "risk": doc["risk"], "last_batch_id": batch}, to=user_room(user_id))
+
+    def run_market(self) -> None:
+        while True:
+            self._guarded(self.market_tick)
+            self.io.sleep(PERIOD_S)
+
+    def _guarded(self, tick: Callable[[], None]) -> None:
+        try:
+            tick()
+        except DataUnavailable as exc:
+            LOG.warning("live push skipped: %s", exc)
+        except Exception:
+            LOG.exception("live push failed; continuing")
+
+
+def run_events(settings, pusher: Pusher) -> None:
+    """Read `portfolio-events` from its end, on every partition, without committing offsets."""
+    from confluent_kafka import OFFSET_END, Consumer, KafkaException, TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": "webapp-live",
+                         "enable.auto.commit": False, "enable.partition.eof": False})
+    assigned, next_try = False, 0.0
+    while True:
+        try:
+            if not assigned and time.monotonic() >= next_try:
+                next_try = time.monotonic() + 10  # metadata calls block (briefly) the gevent loop
+                meta = consumer.list_topics(settings.events_topic, timeout=0.5).topics[settings.events_topic]
+                if meta.error is None and meta.partitions:
+                    consumer.assign([TopicPartition(settings.events_topic, p, OFFSET_END)
+                                     for p in meta.partitions])
+                    assigned = True
+            for message in consumer.consume(500, timeout=0) if assigned else []:
+                if message.error() is None:
+                    pusher.offer_event(message.value())
+        except KafkaException as exc:
+            LOG.warning("portfolio-events not readable (%s); retrying", exc)
+            pusher.io.sleep(5)
+        pusher._guarded(pusher.portfolio_tick)
+        pusher.io.sleep(0.2)

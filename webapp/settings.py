@@ -1,0 +1,45 @@
+"""Everything the web app needs, built once at the entry point (`python -m webapp`) or by a test and
+passed to `create_app`; nothing inside the app reads the environment."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from stockafolio import topics
+from stockafolio.settings import CassandraEndpoint
+
+AsyncMode = Literal["threading", "gevent"]
+
+
+@dataclass(frozen=True)
+class RateLimits:
+    """Flask-Limiter strings ("N per period")."""
+
+    login: str = "10 per minute"        # per client IP + user name, POST /login only
+    login_ip: str = "60 per minute"     # per client IP, whatever the user names tried
+    api: str | None = None              # per session on /api (None: unlimited; the load test needs it)
+
+
+@dataclass(frozen=True)
+class WebSettings:
+    keyspace: str = "stockafolio"
+    cassandra: CassandraEndpoint = field(
+        default_factory=lambda: CassandraEndpoint(("127.0.0.1",), 9042, "datacenter1"))
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    events_topic: str = topics.PORTFOLIO_EVENTS
+    secret_key: str = field(default_factory=lambda: secrets.token_hex(32), repr=False)
+    # Origins a Socket.IO connection may come from (the dashboard's own origin).
+    allowed_origins: tuple[str, ...] = ("http://127.0.0.1:8000", "http://localhost:8000")
+    vendor_dir: Path | None = None        # helper C's npm assets (socket.io client, charts), served read-only
+    secure_cookies: bool = False          # True behind HTTPS (the ALB on the cluster)
+    rate_limits: RateLimits = field(default_factory=RateLimits)
+    max_content_length: int = 64 * 1024   # bytes; larger bodies get 413
+    cassandra_timeout_s: float = 3.0
+    cassandra_retry_s: float = 5.0        # after a failed connect, wait this long before trying again
+    prices_ttl_s: float = 1.0             # how stale the per-process copy of Q4 may get
+    async_mode: AsyncMode = "threading"
+    live_tasks: bool = True               # start the Kafka/Cassandra push tasks (off in unit tests)
+    testing: bool = False

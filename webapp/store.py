@@ -1,0 +1,219 @@
+"""Cassandra reads (and the account writes) of the web app: prepared statements only, one driver
+session per process, created on first use (so after gunicorn forks) and replaced when it stays dead.
+
+Every method returns plain dicts (column -> value) and raises `DataUnavailable` when Cassandra does
+not answer; the API turns that into 503."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from datetime import date, datetime
+from typing import Any
+
+from cassandra import DriverException, OperationTimedOut, ReadTimeout, Unavailable, WriteTimeout
+from cassandra.cluster import Cluster, NoHostAvailable, Session
+from cassandra.query import PreparedStatement, dict_factory
+from stockafolio import cql
+from stockafolio.errors import StockafolioError
+from stockafolio.settings import CassandraEndpoint
+
+LOG = logging.getLogger(__name__)
+MARKET = "us"                  # the one partition of Q4 (see streaming/store.py)
+JOB = "portfolio"              # the streaming job's row key in Q8
+GIVE_UP_AFTER_S = 20.0         # a session failing every query this long is shut down and rebuilt
+
+_FAILURES = (NoHostAvailable, OperationTimedOut, ReadTimeout, WriteTimeout, Unavailable, DriverException,
+             OSError)
+
+# name -> CQL ({ks} is the validated keyspace); prepared once per session.
+QUERIES: dict[str, str] = {
+    "account": "SELECT username, user_id, password_hash, role FROM {ks}.accounts_by_username "
+               "WHERE username = ?",
+    "put_account": "INSERT INTO {ks}.accounts_by_username (username, user_id, password_hash, role, "
+                   "created_at) VALUES (?, ?, ?, ?, ?)",
+    "add_account": "INSERT INTO {ks}.accounts_by_username (username, user_id, password_hash, role, "
+                   "created_at) VALUES (?, ?, ?, ?, ?) IF NOT EXISTS",
+    "portfolio": "SELECT * FROM {ks}.portfolio_by_user WHERE user_id = ?",
+    "portfolio_statics": "SELECT user_id, cash_cents, equity_cents, market_value_total_cents, "
+                         "unrealized_pnl_total_cents, realized_pnl_total_cents, day_pnl_cents, daily_vol, "
+                         "beta, var_95, var_99, es_95, es_99, sector_weights, largest_position_weight, "
+                         "last_batch_id, updated_at FROM {ks}.portfolio_by_user WHERE user_id = ? LIMIT 1",
+    "trades": "SELECT trade_id, symbol, side, quantity, price, event_time FROM {ks}.trades_by_user_day "
+              "WHERE user_id = ? AND day = ? LIMIT ?",
+    "equity": "SELECT minute, equity_cents, day_pnl_cents FROM {ks}.equity_by_user_day "
+              "WHERE user_id = ? AND day = ?",
+    "prices": "SELECT symbol, price, event_time FROM {ks}.latest_price_by_market WHERE market = ?",
+    "symbol_stats": "SELECT * FROM {ks}.symbol_stats_by_day_symbol WHERE day = ? AND symbol = ? LIMIT 1440",
+    "firm_activity": "SELECT * FROM {ks}.firm_activity_by_day WHERE day = ? LIMIT 1440",
+    "symbol_totals": "SELECT * FROM {ks}.symbol_totals_by_day WHERE day = ?",
+    "top_users": "SELECT rank, user_id, value, computed_at FROM {ks}.top_users_by_day_metric "
+                 "WHERE day = ? AND metric = ?",
+    "batches": "SELECT * FROM {ks}.batches_by_job WHERE job = ? LIMIT ?",
+    "nightly_view": 'SELECT rank, label, metrics, computed_at FROM {ks}.nightly_view_by_day_view '
+                    'WHERE day = ? AND "view" = ?',
+    "reconciliation": "SELECT * FROM {ks}.reconciliation_by_day WHERE day = ? LIMIT 1",
+}
+
+
+class DataUnavailable(StockafolioError):
+    """Cassandra did not answer (down, restarting, overloaded); the message says what failed."""
+
+
+class Store:
+    """The web app's view of Cassandra. Thread- and greenlet-safe; one instance per process."""
+
+    def __init__(self, endpoint: CassandraEndpoint, keyspace: str, timeout_s: float = 3.0,
+                 retry_s: float = 5.0, prices_ttl_s: float = 1.0,
+                 connect: Callable[..., tuple[Cluster, Session]] | None = None) -> None:
+        self.endpoint, self.keyspace = endpoint, cql.check_identifier(keyspace)
+        self.timeout_s, self.retry_s, self.prices_ttl_s = timeout_s, retry_s, prices_ttl_s
+        self._connect = connect or _connect
+        self._lock = threading.Lock()
+        self._pid: int | None = None
+        self._cluster: Cluster | None = None
+        self._session: Session | None = None
+        self._prepared: dict[str, PreparedStatement] = {}
+        self._failed_at = 0.0          # last failed connect (monotonic)
+        self._failing_since: float | None = None
+        self._prices: tuple[float, dict[str, float], datetime | None] | None = None
+
+    # ------------------------------------------------------------ session life cycle
+
+    def _ready(self) -> tuple[Session, dict[str, PreparedStatement]]:
+        with self._lock:
+            if self._session is None or self._pid != os.getpid():
+                self._open()
+            assert self._session is not None
+            return self._session, self._prepared
+
+    def _open(self) -> None:
+        if time.monotonic() - self._failed_at < self.retry_s:
+            raise DataUnavailable("Cassandra did not answer a moment ago; retrying shortly")
+        self._session = self._cluster = None  # a session inherited through fork is not ours to use
+        try:
+            cluster, session = self._connect(self.endpoint, self.timeout_s)
+            session.row_factory = dict_factory
+            prepared = {name: session.prepare(q.format(ks=self.keyspace)) for name, q in QUERIES.items()}
+        except (StockafolioError, *_FAILURES) as exc:
+            self._failed_at = time.monotonic()
+            raise DataUnavailable(f"cannot reach Cassandra ({_short(exc)})") from None
+        self._cluster, self._session, self._prepared = cluster, session, prepared
+        self._pid, self._failing_since = os.getpid(), None
+
+    def _run(self, name: str, *params: Any) -> list[dict[str, Any]]:
+        session, prepared = self._ready()
+        try:
+            rows = list(session.execute(prepared[name], params, timeout=self.timeout_s))
+        except _FAILURES as exc:
+            self._note_failure()
+            raise DataUnavailable(f"Cassandra query {name} failed ({_short(exc)})") from None
+        self._failing_since = None
+        return rows
+
+    def _note_failure(self) -> None:
+        """The driver reconnects by itself; a session that fails for GIVE_UP_AFTER_S is rebuilt anyway
+        (its hosts may have come back under another address, or its pools may be wedged)."""
+        now = time.monotonic()
+        if self._failing_since is None:
+            self._failing_since = now
+        elif now - self._failing_since > GIVE_UP_AFTER_S:
+            with self._lock:
+                cluster, self._cluster, self._session = self._cluster, None, None
+            self._failing_since = None
+            if cluster is not None:
+                threading.Thread(target=cluster.shutdown, daemon=True).start()
+            LOG.warning("Cassandra failed every query for %.0f s: session dropped, reconnecting",
+                        GIVE_UP_AFTER_S)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._cluster is not None and self._pid == os.getpid():
+                self._cluster.shutdown()
+            self._cluster = self._session = None
+
+    # ------------------------------------------------------------ queries (Q0-Q10)
+
+    def account(self, username: str) -> dict[str, Any] | None:
+        rows = self._run("account", username)
+        return rows[0] if rows else None
+
+    def put_account(self, username: str, user_id: int | None, password_hash: str, role: str,
+                    now: datetime, overwrite: bool = True) -> bool:
+        """Write an account; with overwrite=False only if the name is free (returns False if taken)."""
+        rows = self._run("put_account" if overwrite else "add_account", username, user_id, password_hash,
+                         role, now)
+        return overwrite or bool(rows and rows[0].get("[applied]"))
+
+    def portfolio(self, user_id: int) -> list[dict[str, Any]]:
+        return self._run("portfolio", user_id)
+
+    def portfolio_statics(self, user_id: int) -> dict[str, Any] | None:
+        rows = self._run("portfolio_statics", user_id)
+        return rows[0] if rows else None
+
+    def trades(self, user_id: int, day: date, limit: int) -> list[dict[str, Any]]:
+        return self._run("trades", user_id, day, limit)
+
+    def equity(self, user_id: int, day: date) -> list[dict[str, Any]]:
+        return self._run("equity", user_id, day)
+
+    def prices(self) -> tuple[dict[str, float], datetime | None]:
+        """Q4, shared by every request of this process for `prices_ttl_s` (503 rows is the most
+        expensive read of a portfolio request, and prices move once a second)."""
+        cached = self._prices
+        if cached is not None and time.monotonic() - cached[0] < self.prices_ttl_s:
+            return cached[1], cached[2]
+        rows = self._run("prices", MARKET)
+        prices = {r["symbol"]: r["price"] for r in rows if r["price"] is not None}
+        as_of = max((r["event_time"] for r in rows if r["event_time"] is not None), default=None)
+        self._prices = (time.monotonic(), prices, as_of)
+        return prices, as_of
+
+    def symbol_stats(self, day: date, symbol: str) -> list[dict[str, Any]]:
+        return self._run("symbol_stats", day, symbol)
+
+    def firm_activity(self, day: date) -> list[dict[str, Any]]:
+        return self._run("firm_activity", day)
+
+    def symbol_totals(self, day: date) -> list[dict[str, Any]]:
+        return self._run("symbol_totals", day)
+
+    def top_users(self, day: date, metric: str) -> list[dict[str, Any]]:
+        return self._run("top_users", day, metric)
+
+    def batches(self, limit: int) -> list[dict[str, Any]]:
+        return self._run("batches", JOB, limit)
+
+    def nightly_view(self, day: date, view: str) -> list[dict[str, Any]]:
+        return self._run("nightly_view", day, view)
+
+    def reconciliation(self, day: date) -> dict[str, Any] | None:
+        rows = self._run("reconciliation", day)
+        return rows[0] if rows else None
+
+
+def _connect(endpoint: CassandraEndpoint, timeout_s: float) -> tuple[Cluster, Session]:
+    return cql.connect(endpoint, timeout_s=timeout_s, connection_class=_connection_class())
+
+
+def _connection_class() -> type | None:
+    """Under a gevent worker (monkey-patched) the driver must use its gevent reactor, else the
+    default one."""
+    try:
+        from gevent import monkey
+    except ImportError:  # pragma: no cover - gevent is a pinned dependency
+        return None
+    if not monkey.is_module_patched("socket"):
+        return None
+    from cassandra.io.geventreactor import GeventConnection
+
+    return GeventConnection
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text if len(text) <= 200 else text[:197] + "..."

@@ -1,0 +1,104 @@
+"""The user's portfolio as the API shows it: Q1's holdings marked to the latest prices (Q4) at request
+time, with the totals and the factor-model risk recomputed from those marks. Pure functions."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from functools import cache
+from typing import Any
+
+import numpy as np
+
+from stockafolio.reference import Security, load_factor_model, load_universe, portfolio_risk, sector_weights
+
+
+@cache
+def securities() -> dict[str, Security]:
+    return {s.symbol: s for s in load_universe()}
+
+
+def dollars(cents: int | None) -> float:
+    return round((cents or 0) / 100, 2)
+
+
+def iso(moment: datetime | None) -> str | None:
+    """Aware or driver-naive (UTC) datetime -> ISO 8601 with a Z, milliseconds."""
+    if moment is None:
+        return None
+    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return f"{moment:%Y-%m-%dT%H:%M:%S}.{moment.microsecond // 1000:03d}Z"
+
+
+def mark(rows: list[dict[str, Any]], prices: dict[str, float], prices_as_of: datetime | None,
+         user_id: int, today: date) -> dict[str, Any]:
+    """The /api/v1/portfolio document of one user from the rows of their Q1 partition."""
+    statics = rows[0] if rows else {}
+    holdings = [_holding(r, prices) for r in rows if r.get("symbol") and r.get("quantity")]
+    market_value = sum(h["_mv_cents"] for h in holdings)
+    cash = statics.get("cash_cents") or 0
+    equity = cash + market_value
+    gross = sum(abs(h["_mv_cents"]) for h in holdings)
+    for h in holdings:
+        h["weight"] = round(h["_mv_cents"] / gross, 6) if gross else 0.0
+    totals = {"cash": dollars(cash), "market_value": dollars(market_value), "equity": dollars(equity),
+              "unrealized_pnl": dollars(sum(h["_upnl_cents"] for h in holdings)),
+              "realized_pnl": dollars(statics.get("realized_pnl_total_cents")),
+              "day_pnl": dollars(equity - _day_open(statics, today, equity))}
+    as_of = prices_as_of if holdings and prices else statics.get("updated_at") or prices_as_of
+    return {"user_id": user_id, "as_of": iso(as_of), "live_prices": bool(prices),
+            "totals": totals, "risk": risk(holdings),
+            "holdings": [{k: v for k, v in h.items() if not k.startswith("_")}
+                         for h in sorted(holdings, key=lambda h: -abs(h["_mv_cents"]))]}
+
+
+def _day_open(statics: dict[str, Any], today: date, equity: int) -> int:
+    """Equity at the day's first valuation; before the stream saw the user today, its last equity."""
+    if not statics:
+        return equity
+    day = statics.get("day")
+    if day is not None and _as_date(day) == today and statics.get("day_open_equity_cents") is not None:
+        return statics["day_open_equity_cents"]
+    return statics.get("equity_cents") if statics.get("equity_cents") is not None else equity
+
+
+def _as_date(value: Any) -> date:
+    """The driver returns `cassandra.util.Date` for date columns."""
+    return value if isinstance(value, date) else value.date()
+
+
+def _holding(row: dict[str, Any], prices: dict[str, float]) -> dict[str, Any]:
+    symbol, quantity = row["symbol"], int(row["quantity"])
+    price = prices.get(symbol, row.get("last_price") or 0.0)
+    mv_cents = round(quantity * price * 100)
+    upnl_cents = mv_cents - (row.get("cost_basis_cents") or 0)
+    security = securities().get(symbol)
+    return {"symbol": symbol, "name": security.name if security else symbol,
+            "sector": security.sector if security else "Unknown", "quantity": quantity,
+            "avg_cost": round(row.get("avg_cost") or 0.0, 4), "price": round(price, 2),
+            "market_value": dollars(mv_cents), "unrealized_pnl": dollars(upnl_cents),
+            "realized_pnl": dollars(row.get("realized_pnl_cents")), "weight": 0.0,
+            "last_trade_time": iso(row.get("last_trade_time")),
+            "_mv_cents": mv_cents, "_upnl_cents": upnl_cents}
+
+
+def risk(holdings: list[dict[str, Any]]) -> dict[str, Any]:
+    """Factor-model risk (1-day, dollars) of the marked holdings; names outside the model are skipped."""
+    model = load_factor_model()
+    values = np.zeros((1, len(model.symbols)))
+    for h in holdings:
+        if h["symbol"] in model.positions:
+            values[0, model.positions[h["symbol"]]] += h["_mv_cents"] / 100
+    r = portfolio_risk(model, values)
+    weights = sector_weights(model, values)[0]
+    largest = max(holdings, key=lambda h: abs(h["_mv_cents"]), default=None)
+    gross = sum(abs(h["_mv_cents"]) for h in holdings)
+    return {"var_95": _num(r.var_95), "var_99": _num(r.var_99), "es_95": _num(r.es_95),
+            "es_99": _num(r.es_99), "beta": round(float(r.beta[0]), 4), "volatility": _num(r.daily_vol),
+            "largest_position_weight": round(abs(largest["_mv_cents"]) / gross, 6) if largest else 0.0,
+            "largest_position_symbol": largest["symbol"] if largest else None,
+            "sector_weights": {s: round(float(w), 6) for s, w in zip(model.sectors, weights, strict=True)
+                               if w}}
+
+
+def _num(array: np.ndarray) -> float:
+    return round(float(array[0]), 2)
