@@ -12,7 +12,7 @@ second, hold until -t, stop. At the end the run fails (exit 1) when the failure 
 --max-fail-ratio or nothing was requested.
 
     locust -f tests/load/locustfile.py --headless -H http://127.0.0.1:8000 -u 20 -r 10 -t 30s \
-        --accounts-file var/secrets/demo_accounts.json
+        --accounts-file var/secrets/demo-accounts.json
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ _login_locks: dict[str, gevent.lock.Semaphore] = {}
 
 @events.init_command_line_parser.add_listener
 def _options(parser) -> None:
-    parser.add_argument("--accounts-file", default="var/secrets/demo_accounts.json",
+    parser.add_argument("--accounts-file", default="var/secrets/demo-accounts.json",
                         env_var="STOCKAFOLIO_DEMO_ACCOUNTS",
                         help="JSON list of accounts [{username, password, role, user_id}]")
     parser.add_argument("--max-fail-ratio", type=float, default=0.01,
