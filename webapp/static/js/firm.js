@@ -174,7 +174,8 @@
     }
     charts[name] = new window.Chart($(canvasId), {
       type: "bar",
-      data: { labels, datasets: [{ label: "imbalance (buy - sell) / (buy + sell)", data, backgroundColor: bg }] },
+      data: { labels, datasets: [{ label: "imbalance (buy - sell) / (buy + sell)", data, backgroundColor: bg,
+        maxBarThickness: 22 }] },
       options: {
         indexAxis: "y",
         plugins: { legend: { display: false },
@@ -188,6 +189,7 @@
     const { trades, notional } = state.topUsers;
     const missing = !trades || trades.status !== "ok";
     $("top-users-status").hidden = !missing;
+    $("top-users-wrap").hidden = missing;
     const a = missing ? [] : trades.users;
     const b = notional && notional.status === "ok" ? notional.users : [];
     const rows = [];

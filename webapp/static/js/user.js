@@ -112,11 +112,17 @@
     const text = {
       var_95: fmt.money(risk.var_95), var_99: fmt.money(risk.var_99),
       es_95: fmt.money(risk.es_95), es_99: fmt.money(risk.es_99),
-      beta: fmt.dec(risk.beta), volatility: fmt.pct(risk.volatility),
+      beta: fmt.dec(risk.beta), volatility: volatility(risk.volatility),
       largest_position: risk.largest_position_symbol
         ? `${risk.largest_position_symbol} · ${fmt.pct(risk.largest_position_weight)}` : "–",
     };
     for (const node of document.querySelectorAll("[data-risk]")) node.textContent = text[node.dataset.risk];
+  }
+
+  /** Dollars, and as a share of the market value when there is one. */
+  function volatility(dollars) {
+    const mv = state.portfolio.totals.market_value;
+    return isNum(dollars) && mv > 0 ? `${fmt.money(dollars)} (${fmt.pct(dollars / mv)})` : fmt.money(dollars);
   }
 
   function drawHoldings(holdings) {
@@ -156,7 +162,7 @@
       charts.equity = new window.Chart($("equity-chart"), {
         type: "line",
         data: { labels, datasets: [{ label: "Equity", data, borderColor: colors.accent, borderWidth: 2,
-          pointRadius: 0, fill: false, tension: 0.2 }] },
+          pointRadius: (c) => (c.dataset.data.length < 30 ? 3 : 0), fill: false, tension: 0.2 }] },
         options: {
           interaction: { mode: "index", intersect: false },
           plugins: { legend: { display: false },
@@ -188,8 +194,8 @@
       charts.sectors = new window.Chart($("sector-chart"), {
         type: "bar",
         data: { labels, datasets: [
-          { label: "My portfolio", data: mine, backgroundColor: colors.accent },
-          { label: "S&P 500", data: index, backgroundColor: colors.muted }] },
+          { label: "My portfolio", data: mine, backgroundColor: colors.accent, maxBarThickness: 14 },
+          { label: "S&P 500", data: index, backgroundColor: colors.muted, maxBarThickness: 14 }] },
         options: {
           indexAxis: "y",
           plugins: { tooltip: { callbacks: { label: (c) => `${c.dataset.label}: ${fmt.pct(c.parsed.x)}` } } },

@@ -1,0 +1,323 @@
+"""Load and latency of the running web app (it only measures; start the stack, the web app and, for
+`--mode running`, the pipeline yourself with `bin/stockafolio run`).
+
+1. Throughput: `--runs` headless locust runs of tests/load/locustfile.py (both personas) against
+   --url; per endpoint the median over the runs of requests/s and p50/p95/p99 response times.
+2. Trade-to-browser latency: a probe account on a simulated user outside the generator's range logs
+   in over Socket.IO (python-socketio, websocket, like the browser); the bench produces one trade at
+   a time for it into the pipeline's trades topic and times produce -> the `portfolio` event, then
+   checks over the API that the event carried that very trade. p50/p95/p99 over --latency-trades.
+
+Results: bench/results/webapp_load.json (both modes kept) and the table bench/results/webapp_load.md.
+
+    python bench/webapp_load.py --mode idle      # pipeline stopped (run --no-pipeline)
+    python bench/webapp_load.py --mode running   # while bin/stockafolio run drives the pipeline
+
+The probe's trades are not in the generator's S3 archive: the nightly reconciliation reports the probe
+user (id --probe-user-id) as not_in_archive. Use a stack you can reconcile without it, or ignore it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+RESULTS = REPO / "bench" / "results"
+LOCUSTFILE = REPO / "tests" / "load" / "locustfile.py"
+PROBE_USER = "latency-probe"
+MODES = {"idle": "pipeline idle", "running": "pipeline running"}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    import requests
+
+    try:
+        requests.get(f"{args.url}/healthz", timeout=5).raise_for_status()
+    except requests.RequestException as exc:
+        print(f"webapp_load: {args.url} does not answer ({exc}); start it with bin/stockafolio run",
+              file=sys.stderr)
+        return 1
+    accounts = load_accounts(args.accounts_file)
+    result: dict = {"mode": MODES[args.mode], "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                    "url": args.url, "pipeline": pipeline_state(args.url, accounts)}
+    print(f"[{MODES[args.mode]}] pipeline: {result['pipeline']}", flush=True)
+    if not args.skip_load:
+        result["load"] = load_runs(args)
+    if args.latency_trades:
+        result["latency"] = latency(args)
+    write_results(args.mode, result, args.results)
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="bench/webapp_load.py", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog="\n\n".join(__doc__.split("\n\n")[1:]))
+    p.add_argument("--mode", choices=sorted(MODES), required=True,
+                   help="label of this measurement: is the pipeline (generator + streaming job) running?")
+    p.add_argument("--url", default="http://127.0.0.1:8000", help="the web app (default %(default)s)")
+    p.add_argument("--accounts-file", type=Path, default=REPO / "var" / "secrets" / "demo-accounts.json",
+                   help="demo accounts written by `python -m webapp accounts seed` (default %(default)s)")
+    p.add_argument("--runs", type=positive, default=3, help="locust runs (default %(default)s)")
+    p.add_argument("--users", type=positive, default=20, help="simulated users per run (default %(default)s)")
+    p.add_argument("--spawn-rate", type=positive, default=10, help="users started per second (%(default)s)")
+    p.add_argument("--seconds", type=positive, default=30, help="length of one run (default %(default)s)")
+    p.add_argument("--skip-load", action="store_true", help="only the latency measurement")
+    p.add_argument("--latency-trades", type=int, default=30,
+                   help="probe trades for the latency measurement (0: skip it; default %(default)s)")
+    p.add_argument("--trades-topic", default="trades", help="the pipeline's trades topic (%(default)s)")
+    p.add_argument("--probe-user-id", type=positive, default=900_000_001,
+                   help="simulated user of the probe account, outside the generator's users (%(default)s)")
+    p.add_argument("--results", type=Path, default=RESULTS / "webapp_load.md", help="(default %(default)s)")
+    return p
+
+
+def positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
+    return value
+
+
+def load_accounts(path: Path) -> list[dict]:
+    try:
+        found = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"webapp_load: cannot read {path} ({exc}); seed the demo accounts with "
+                         "`python -m webapp accounts seed`") from None
+    if not any(a.get("role") == "firm" for a in found) or not any(a.get("role") == "user" for a in found):
+        raise SystemExit(f"webapp_load: {path} needs a user and a firm account")
+    return found
+
+
+def log_in(url: str, username: str, password: str):
+    import requests
+
+    s = requests.Session()
+    token = re.search(r'name="csrf_token" value="([^"]+)"', s.get(f"{url}/login", timeout=10).text)
+    if token is None:
+        raise SystemExit(f"webapp_load: no CSRF token on {url}/login")
+    form = {"username": username, "password": password, "csrf_token": token.group(1)}
+    r = s.post(f"{url}/login", data=form, allow_redirects=False, timeout=10)
+    if r.status_code not in (302, 303):
+        raise SystemExit(f"webapp_load: login as {username} failed with HTTP {r.status_code}")
+    return s
+
+
+def pipeline_state(url: str, accounts: list[dict]) -> dict:
+    """The streaming job's last batch, as the firm dashboard shows it (for the record)."""
+    firm = next(a for a in accounts if a["role"] == "firm")
+    health = log_in(url, firm["username"], firm["password"]).get(f"{url}/api/v1/firm/health", timeout=10)
+    if health.status_code != 200:
+        return {"error": f"HTTP {health.status_code}"}
+    body = health.json()
+    last = (body.get("batches") or [{}])[0]
+    return {"last_batch_age_s": body.get("last_batch_age_seconds"),
+            "input_rows_per_second": last.get("input_rows_per_second"), "kafka_lag": last.get("kafka_lag")}
+
+
+# ---------------------------------------------------------------- throughput
+
+
+def load_runs(args: argparse.Namespace) -> dict:
+    runs = []
+    with tempfile.TemporaryDirectory(prefix="webapp_load_") as tmp:
+        for i in range(args.runs):
+            print(f"locust run {i + 1}/{args.runs}: {args.users} users, {args.seconds} s", flush=True)
+            runs.append(one_run(args, Path(tmp) / f"run{i}"))
+            agg = runs[-1]["Aggregated"]
+            print(f"  {agg['rps']:.1f} requests/s, p95 {agg['p95']:.0f} ms, {agg['failures']} failures",
+                  flush=True)
+    names = list(runs[0])
+    table = {n: {k: statistics.median(r[n][k] for r in runs if n in r)
+                 for k in ("rps", "p50", "p95", "p99")} for n in names}
+    for n in names:
+        table[n]["requests"] = sum(r[n]["requests"] for r in runs if n in r)
+        table[n]["failures"] = sum(r[n]["failures"] for r in runs if n in r)
+    return {"runs": args.runs, "users": args.users, "seconds": args.seconds, "endpoints": table}
+
+
+def one_run(args: argparse.Namespace, prefix: Path) -> dict:
+    argv = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "-H", args.url,
+            "-u", str(args.users), "-r", str(args.spawn_rate), "-t", f"{args.seconds}s",
+            "--accounts-file", str(args.accounts_file), "--csv", str(prefix), "--only-summary",
+            "--stop-timeout", "5", "--loglevel", "WARNING"]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=args.seconds + 120, check=False)
+    if done.returncode != 0:
+        print(done.stderr[-2000:], file=sys.stderr)
+        print("  (locust exited non-zero: failures above its guard; figures kept and marked)", flush=True)
+    out = {}
+    with open(f"{prefix}_stats.csv", newline="") as f:
+        for r in csv.DictReader(f):
+            name = "Aggregated" if r["Name"] == "Aggregated" else f"{r['Type']} {r['Name']}"
+            out[name] = {"rps": float(r["Requests/s"]), "p50": float(r["50%"]), "p95": float(r["95%"]),
+                         "p99": float(r["99%"]), "requests": int(r["Request Count"]),
+                         "failures": int(r["Failure Count"])}
+    return out
+
+
+# ---------------------------------------------------------------- latency
+
+
+def latency(args: argparse.Namespace) -> dict:
+    import numpy as np
+    import socketio
+    from confluent_kafka import Producer
+
+    from stockafolio.records import RUN_EPOCH, Trade, encode, trade_id
+    from stockafolio.settings import Endpoints, default_var_dir
+
+    password = ensure_probe_account(args.probe_user_id)
+    session = log_in(args.url, PROBE_USER, password)
+    arrived = threading.Event()
+    stamp: list[float] = []
+    sio = socketio.Client(reconnection=True)
+    sio.on("portfolio", lambda _ev: (stamp.append(time.time()), arrived.set()))
+    cookie = "; ".join(f"{c.name}={c.value}" for c in session.cookies)
+    sio.connect(args.url, headers={"Cookie": cookie, "Origin": args.url}, transports=["websocket"],
+                wait_timeout=10)
+    producer = Producer({"bootstrap.servers": Endpoints.load(default_var_dir()).kafka.bootstrap_servers,
+                         "enable.idempotence": True, "linger.ms": 0})
+    run = int((datetime.now(UTC) - RUN_EPOCH).total_seconds())
+    held = probe_quantity(args.url, session)
+    price = session.get(f"{args.url}/api/v1/prices", timeout=10).json()["prices"].get("AAPL", 200.0)
+    samples, misses = [], 0
+    try:
+        for i in range(args.latency_trades):
+            side = "sell" if held > 0 else "buy"
+            trade = Trade(trade_id(run, i + 1), args.probe_user_id, "AAPL", side, 1, round(price, 2),
+                          datetime.now(UTC))
+            arrived.clear()
+            stamp.clear()
+            sent = time.time()
+            producer.produce(args.trades_topic, key=str(trade.user_id), value=encode(trade))
+            producer.flush(10)
+            got = wait_for_trade(args.url, session, arrived, stamp, trade.trade_id)
+            if got is None:
+                misses += 1
+                print(f"  trade {i + 1}: no portfolio event within 30 s", flush=True)
+            else:
+                samples.append((got - sent) * 1000)
+                held += 1 if side == "buy" else -1
+            time.sleep(1.2)   # the server coalesces a user's events to one per second
+            if (i + 1) % 10 == 0:
+                print(f"  {i + 1}/{args.latency_trades} trades, median so far {np.median(samples):.0f} ms",
+                      flush=True)
+    finally:
+        sio.disconnect()
+    if not samples:
+        return {"trades": args.latency_trades, "missed": misses}
+    p50, p95, p99 = (float(np.percentile(samples, q)) for q in (50, 95, 99))
+    print(f"trade -> portfolio event: p50 {p50:.0f} ms, p95 {p95:.0f} ms, p99 {p99:.0f} ms "
+          f"({len(samples)} trades, {misses} missed)", flush=True)
+    return {"trades": args.latency_trades, "missed": misses, "p50_ms": p50, "p95_ms": p95, "p99_ms": p99,
+            "max_ms": max(samples)}
+
+
+def wait_for_trade(url: str, session, arrived: threading.Event, stamp: list[float],
+                   wanted: int) -> float | None:
+    """The arrival time of the first `portfolio` event after which the API shows trade `wanted`."""
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        if not arrived.wait(max(0.0, deadline - time.time())):
+            return None
+        first = stamp[0]
+        trades = session.get(f"{url}/api/v1/portfolio/trades?limit=1", timeout=10).json().get("trades") or []
+        if trades and int(trades[0]["trade_id"]) == wanted:
+            return first
+        arrived.clear()
+        stamp.clear()
+    return None
+
+
+def probe_quantity(url: str, session) -> int:
+    holdings = session.get(f"{url}/api/v1/portfolio", timeout=10).json().get("holdings") or []
+    return sum(h["quantity"] for h in holdings if h["symbol"] == "AAPL")
+
+
+def ensure_probe_account(user_id: int) -> str:
+    """(Re)create the probe account through the web app's own CLI; its password lives in var/secrets."""
+    path = REPO / "var" / "secrets" / "latency-probe.txt"
+    if not path.exists():
+        import secrets
+
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_urlsafe(16))
+    password = path.read_text().strip()
+    argv = [sys.executable, "-m", "webapp", "accounts", "create", PROBE_USER, "--role", "user",
+            "--user-id", str(user_id), "--overwrite"]
+    done = subprocess.run(argv, input=password + "\n", capture_output=True, text=True, cwd=REPO, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"webapp_load: creating the probe account failed: {done.stderr.strip()}")
+    return password
+
+
+# ---------------------------------------------------------------- results
+
+
+def write_results(mode: str, result: dict, md_path: Path) -> None:
+    json_path = md_path.with_suffix(".json")
+    kept = json.loads(json_path.read_text()) if json_path.exists() else {}
+    kept[mode] = result
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(kept, indent=2) + "\n")
+    md_path.write_text(render(kept))
+    print(f"results: {md_path} and {json_path}")
+
+
+def render(kept: dict) -> str:
+    lines = ["# Web app under load", "",
+             "Written by `bench/webapp_load.py` (locust, tests/load/locustfile.py: 9 portfolio users to 1",
+             "firm analyst, each waiting 1-3 s between requests; locust runs on the same 2-core machine as",
+             "the web app and the stack). Response times in ms; requests/s and percentiles are medians over",
+             "the runs.", ""]
+    for mode in ("idle", "running"):
+        r = kept.get(mode)
+        if r is None:
+            continue
+        lines += [f"## {r['mode']} ({r['measured_at']})", "", f"Pipeline at the start: `{r['pipeline']}`", ""]
+        if "load" in r:
+            load = r["load"]
+            lines += [f"{load['runs']} runs x {load['seconds']} s, {load['users']} simulated users.", "",
+                      "| endpoint | requests/s | p50 | p95 | p99 | requests | failures |",
+                      "|---|---:|---:|---:|---:|---:|---:|"]
+            rows = sorted(load["endpoints"].items(), key=lambda kv: (kv[0] == "Aggregated", kv[0]))
+            for name, e in rows:
+                lines.append(f"| {name} | {e['rps']:.1f} | {e['p50']:.0f} | {e['p95']:.0f} | "
+                             f"{e['p99']:.0f} | {e['requests']} | {e['failures']} |")
+            lines.append("")
+        lat = r.get("latency")
+        if lat and "p50_ms" in lat:
+            lines += ["Trade produced into Kafka -> `portfolio` event at a Socket.IO client (the full path: "
+                      "streaming job, Cassandra, portfolio-events, web app):",
+                      f"p50 **{lat['p50_ms']:.0f} ms**, p95 {lat['p95_ms']:.0f} ms, "
+                      f"p99 {lat['p99_ms']:.0f} ms, "
+                      f"max {lat['max_ms']:.0f} ms over {lat['trades'] - lat['missed']} trades "
+                      f"({lat['missed']} missed).", ""]
+        elif lat:
+            lines += [f"Latency: no event arrived for any of {lat['trades']} trades.", ""]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
