@@ -1,0 +1,37 @@
+"""The job's and the status command's flags: every topic and the seed, clear usage errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from streaming import __main__ as status_cli
+from streaming import job
+
+
+def test_every_topic_and_the_seed_have_a_flag() -> None:
+    args = job._parser().parse_args(["--trades-topic", "t", "--prices-topic", "p", "--events-topic", "e",
+                                     "--dead-letter-topic", "d", "--seed", "7"])
+    assert (args.trades_topic, args.prices_topic, args.events_topic, args.dead_letter_topic, args.seed) == (
+        "t", "p", "e", "d", 7)
+    assert job._parser().parse_args([]).seed == 1  # the generator's default seed
+
+
+def test_a_new_users_cash_follows_the_seed_unless_one_amount_is_given() -> None:
+    settings = job.JobSettings("k:9092", "ks", "/tmp/cp", cassandra=None, seed=7)  # type: ignore[arg-type]
+    assert callable(settings.opening)
+    assert job.JobSettings("k:9092", "ks", "/tmp/cp", cassandra=None,  # type: ignore[arg-type]
+                           opening_cash_cents=500).opening == 500
+
+
+@pytest.mark.parametrize("argv", [["--seed", "-1"], ["--seed", "x"], ["--max-offsets-per-trigger", "0"]])
+def test_bad_numbers_are_usage_errors(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        job._parser().parse_args(argv)
+    assert exit_.value.code == 2 and "expected a whole number" in capsys.readouterr().err
+
+
+def test_help_says_how_to_start_and_stop(capsys: pytest.CaptureFixture[str]) -> None:
+    for parser in (job._parser(), status_cli._parser()):
+        with pytest.raises(SystemExit):
+            parser.parse_args(["--help"])
+        assert "bin/stockafolio run" in " ".join(capsys.readouterr().out.split())
