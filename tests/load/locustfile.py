@@ -93,14 +93,14 @@ class Dashboard(FastHttpUser):
             self.client.cookiejar.set_cookie(cookie)
 
     def _log_in(self, account: dict) -> None:
-        with self.client.get("/login", name="GET /login", catch_response=True) as r:
+        with self.client.get("/login", catch_response=True) as r:
             token = CSRF.search(r.text or "")
             if r.status_code != 200 or token is None:
                 r.failure(f"login page: status {r.status_code}, csrf token {'found' if token else 'missing'}")
                 raise StopUser
         form = {"username": account["username"], "password": account["password"],
                 "csrf_token": token.group(1)}
-        with self.client.post("/login", data=form, name="POST /login", allow_redirects=False,
+        with self.client.post("/login", data=form, allow_redirects=False,
                               catch_response=True) as r:
             if r.status_code not in (302, 303) or not (r.headers.get("Location") or "").endswith(self.home):
                 r.failure(f"login as {account['username']}: status {r.status_code}, "
