@@ -49,8 +49,10 @@ def _parser() -> argparse.ArgumentParser:
                      help="simulated users (default 100000)")
     cmd.add_argument("--speed", type=float, default=1.0,
                      help="simulated seconds per wall second (default 1)")
+    cmd.add_argument("--web-port", type=_positive_int, default=8000,
+                     help="port of the web app on 127.0.0.1 (default 8000)")
     cmd.add_argument("--no-pipeline", action="store_true",
-                     help="start only the services, not the streaming job and generator")
+                     help="start only the services, not the streaming job, generator and web app")
     cmd.set_defaults(func=cmd_run)
     cmd = sub.add_parser("stop", help="stop every service, in reverse order; data is kept")
     cmd.set_defaults(func=cmd_stop)
@@ -99,8 +101,10 @@ def cmd_run(cfg: StackConfig, args: argparse.Namespace) -> int:
 
     tools.npm_assets(cfg)  # the web app serves chart.js and the socket.io client from the cache
     if not args.no_pipeline:
-        print("[pipeline] starting the pipeline (streaming job, then generator)", flush=True)
-        opts = pipeline.PipelineOptions(rate=args.rate, users=args.users, speed=args.speed)
+        print("[pipeline] starting the pipeline (streaming job, generator, web app)", flush=True)
+        opts = pipeline.PipelineOptions(rate=args.rate, users=args.users, speed=args.speed,
+                                        web_port=args.web_port)
+        demo = pipeline.seed_demo_accounts(cfg, opts)
         specs = pipeline.launch_specs(cfg, opts)
         pipeline.write_specs(cfg, specs)
         services.start_all(cfg, all_specs=specs)
@@ -109,6 +113,11 @@ def cmd_run(cfg: StackConfig, args: argparse.Namespace) -> int:
     if not args.no_pipeline:
         print(f"  Pipeline    generator at {args.rate} trades/s for {args.users} users -> Kafka "
               f"'trades' -> streaming job -> Cassandra; logs in {cfg.var}/log/pipeline/")
+        print(f"  Dashboard   http://127.0.0.1:{args.web_port}/  log in as (passwords also in "
+              f"{cfg.var}/secrets/demo-accounts.json):")
+        for a in demo:
+            who = f"user {a['user_id']}'s portfolio" if a.get("user_id") else "the firm's dashboard"
+            print(f"      {a['username']:<8} {a['password']}   ({who})")
     print("Stop it with: bin/stockafolio stop    Check it with: bin/stockafolio status")
     return 0
 

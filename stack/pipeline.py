@@ -5,15 +5,18 @@ They are Stockafolio's own code, so their command lines live with the code, not 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from stack.config import StackConfig
 from stack.launch import LaunchSpec
+from stockafolio.errors import StockafolioError
 
 # Start order: the consumer first, so it is waiting when trades arrive. Stop in reverse.
-PIPELINE: tuple[str, ...] = ("streaming", "generator")
+PIPELINE: tuple[str, ...] = ("streaming", "generator", "webapp")
 
 
 @dataclass(frozen=True)
@@ -21,6 +24,7 @@ class PipelineOptions:
     rate: int      # trades per second the generator produces
     users: int     # simulated users
     speed: float   # simulated seconds per wall second
+    web_port: int = 8000  # the web app listens on 127.0.0.1:<web_port>
 
 
 def launch_specs(cfg: StackConfig, opts: PipelineOptions) -> list[LaunchSpec]:
@@ -36,7 +40,31 @@ def launch_specs(cfg: StackConfig, opts: PipelineOptions) -> list[LaunchSpec]:
                    {"kind": "process", "settle_s": 20}, env, 120, 60),
         LaunchSpec("generator", tuple(generator), str(cfg.repo), str(log_dir / "generator.out"), (),
                    {"kind": "process", "settle_s": 10}, env, 60, 30),
+        _webapp(cfg, opts, env, python, log_dir),
     ]
+
+
+def _webapp(cfg: StackConfig, opts: PipelineOptions, env: dict[str, str], python: str,
+            log_dir: Path) -> LaunchSpec:
+    """gunicorn with gevent workers (see webapp/README.md); healthy once /healthz answers."""
+    argv = [python, "-m", "webapp", "--host", "127.0.0.1", "--port", str(opts.web_port),
+            "--keyspace", cfg.keyspace]
+    health = {"kind": "http", "url": f"http://127.0.0.1:{opts.web_port}/healthz", "expect_status": 200}
+    return LaunchSpec("webapp", tuple(argv), str(cfg.repo), str(log_dir / "webapp.out"), (opts.web_port,),
+                      health, {**env, "STOCKAFOLIO_CACHE": str(cfg.cache)}, 60, 30)
+
+
+def seed_demo_accounts(cfg: StackConfig, opts: PipelineOptions) -> list[dict]:
+    """Demo dashboard accounts on simulated users that trade often, plus a firm analyst; returns
+    [{username, password, role, user_id}] as written to <var>/secrets/demo-accounts.json (0600)."""
+    env = {"PYTHONPATH": str(cfg.repo), "STOCKAFOLIO_VAR": str(cfg.var), "STOCKAFOLIO_KEYSPACE": cfg.keyspace}
+    argv = [sys.executable, "-m", "webapp", "accounts", "seed", "--users", str(opts.users)]
+    done = subprocess.run(argv, cwd=cfg.repo, env={**os.environ, **env}, capture_output=True, text=True,
+                          check=False)
+    if done.returncode != 0:
+        raise StockafolioError(f"seeding the demo accounts failed: {done.stderr.strip()[-500:]}")
+    return json.loads((cfg.var / "secrets" / "demo-accounts.json").read_text())
+
 
 
 def write_specs(cfg: StackConfig, specs: list[LaunchSpec]) -> None:

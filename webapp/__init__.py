@@ -8,11 +8,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
-from flask import Flask
+if TYPE_CHECKING:  # imported inside create_app: `python -m webapp` must patch gevent before these load
+    from flask import Flask
 
-from webapp.settings import WebSettings
-from webapp.store import Store
+    from webapp.settings import WebSettings
+    from webapp.store import Store
 
 LOG = logging.getLogger(__name__)
 
@@ -20,7 +22,11 @@ LOG = logging.getLogger(__name__)
 def create_app(settings: WebSettings | None = None, store: Store | None = None,
                clock: Callable[[], datetime] | None = None) -> Flask:
     """The app. `store` and `clock` are for tests (a fake store, a fixed time)."""
+    from flask import Flask
+
     from webapp import api, auth, errors, live, security
+    from webapp.settings import WebSettings
+    from webapp.store import Store
 
     settings = settings or WebSettings()
     app = Flask(__name__)

@@ -97,6 +97,10 @@ def _vendor_dir(env) -> Path | None:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    if not args.threading:
+        from gevent import monkey
+
+        monkey.patch_all()  # before anything imports ssl/socket (gunicorn's gevent worker patches too late)
     settings = build_settings(args)
     if args.threading:
         from webapp import create_app

@@ -18,7 +18,8 @@ class Server(BaseApplication):
                            "worker_connections": 2000, "timeout": 60, "graceful_timeout": 10,
                            "keepalive": 30, "accesslog": None, "errorlog": "-", "loglevel": "info",
                            "limit_request_line": 4094, "limit_request_fields": 100,
-                           "proc_name": "stockafolio-webapp"}.items():
+                           "proc_name": "stockafolio-webapp",
+                           "control_socket_disable": True}.items():
             self.cfg.set(key, value)
 
     def load(self):

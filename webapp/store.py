@@ -14,8 +14,15 @@ from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
 
-from cassandra import DriverException, OperationTimedOut, ReadTimeout, Unavailable, WriteTimeout
-from cassandra.cluster import Cluster, NoHostAvailable, Session
+from cassandra import (
+    DriverException,
+    InvalidRequest,
+    OperationTimedOut,
+    ReadTimeout,
+    Unavailable,
+    WriteTimeout,
+)
+from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, NoHostAvailable, Session
 from cassandra.query import PreparedStatement, dict_factory
 from stockafolio import cql
 from stockafolio.errors import StockafolioError
@@ -24,6 +31,7 @@ from stockafolio.settings import CassandraEndpoint
 LOG = logging.getLogger(__name__)
 MARKET = "us"                  # the one partition of Q4 (see streaming/store.py)
 JOB = "portfolio"              # the streaming job's row key in Q8
+PROFILE = "webapp"             # the driver execution profile: rows as dicts, the web timeout
 GIVE_UP_AFTER_S = 20.0         # a session failing every query this long is shut down and rebuilt
 
 _FAILURES = (NoHostAvailable, OperationTimedOut, ReadTimeout, WriteTimeout, Unavailable, DriverException,
@@ -96,18 +104,30 @@ class Store:
         self._session = self._cluster = None  # a session inherited through fork is not ours to use
         try:
             cluster, session = self._connect(self.endpoint, self.timeout_s)
-            session.row_factory = dict_factory
-            prepared = {name: session.prepare(q.format(ks=self.keyspace)) for name, q in QUERIES.items()}
+            cluster.add_execution_profile(PROFILE, session.execution_profile_clone_update(
+                EXEC_PROFILE_DEFAULT, row_factory=dict_factory, request_timeout=self.timeout_s))
         except (StockafolioError, *_FAILURES) as exc:
             self._failed_at = time.monotonic()
             raise DataUnavailable(f"cannot reach Cassandra ({_short(exc)})") from None
-        self._cluster, self._session, self._prepared = cluster, session, prepared
+        self._cluster, self._session, self._prepared = cluster, session, {}
         self._pid, self._failing_since = os.getpid(), None
+
+    def _statement(self, session: Session, prepared: dict[str, PreparedStatement], name: str
+                   ) -> PreparedStatement:
+        """Prepared on first use (once per session), so a table a migration has not created yet only
+        fails the routes that read it."""
+        statement = prepared.get(name)
+        if statement is None:
+            statement = prepared[name] = session.prepare(QUERIES[name].format(ks=self.keyspace))
+        return statement
 
     def _run(self, name: str, *params: Any) -> list[dict[str, Any]]:
         session, prepared = self._ready()
         try:
-            rows = list(session.execute(prepared[name], params, timeout=self.timeout_s))
+            statement = self._statement(session, prepared, name)
+            rows = list(session.execute(statement, params, execution_profile=PROFILE))
+        except InvalidRequest as exc:  # e.g. a table of a migration not applied yet
+            raise DataUnavailable(f"Cassandra refused query {name} ({_short(exc)})") from None
         except _FAILURES as exc:
             self._note_failure()
             raise DataUnavailable(f"Cassandra query {name} failed ({_short(exc)})") from None

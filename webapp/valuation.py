@@ -68,7 +68,8 @@ def _as_date(value: Any) -> date:
 
 def _holding(row: dict[str, Any], prices: dict[str, float]) -> dict[str, Any]:
     symbol, quantity = row["symbol"], int(row["quantity"])
-    price = prices.get(symbol, row.get("last_price") or 0.0)
+    # the latest price; else the stream's last mark; else (no price seen at all) the average cost
+    price = prices.get(symbol) or row.get("last_price") or row.get("avg_cost") or 0.0
     mv_cents = round(quantity * price * 100)
     upnl_cents = mv_cents - (row.get("cost_basis_cents") or 0)
     security = securities().get(symbol)
@@ -94,7 +95,8 @@ def risk(holdings: list[dict[str, Any]]) -> dict[str, Any]:
     gross = sum(abs(h["_mv_cents"]) for h in holdings)
     return {"var_95": _num(r.var_95), "var_99": _num(r.var_99), "es_95": _num(r.es_95),
             "es_99": _num(r.es_99), "beta": round(float(r.beta[0]), 4), "volatility": _num(r.daily_vol),
-            "largest_position_weight": round(abs(largest["_mv_cents"]) / gross, 6) if largest else 0.0,
+            "largest_position_weight": round(abs(largest["_mv_cents"]) / gross, 6) if largest and gross
+            else 0.0,
             "largest_position_symbol": largest["symbol"] if largest else None,
             "sector_weights": {s: round(float(w), 6) for s, w in zip(model.sectors, weights, strict=True)
                                if w}}

@@ -43,3 +43,12 @@ def test_day_pnl_before_the_first_trade_of_the_day_starts_from_last_equity():
 def test_iso_accepts_driver_naive_utc():
     naive = datetime(2026, 1, 2, 3, 4, 5, 678900, tzinfo=UTC).replace(tzinfo=None)
     assert iso(naive) == "2026-01-02T03:04:05.678Z"
+
+
+def test_holdings_without_any_price_are_marked_at_cost_or_zero():
+    at_cost = mark([{**r, "last_price": None} for r in rows()], {}, None, 1, TODAY)
+    assert at_cost["totals"]["market_value"] == 1500.0 - 500.0 and at_cost["totals"]["unrealized_pnl"] == 0
+    priceless = [{**r, "last_price": None, "avg_cost": None} for r in rows()]
+    doc = mark(priceless, {}, None, 1, TODAY)
+    assert doc["live_prices"] is False and doc["totals"]["market_value"] == 0
+    assert doc["risk"]["largest_position_weight"] == 0 and {h["weight"] for h in doc["holdings"]} == {0}
