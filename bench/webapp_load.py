@@ -74,7 +74,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--accounts-file", type=Path, default=REPO / "var" / "secrets" / "demo-accounts.json",
                    help="demo accounts written by `python -m webapp accounts seed` (default %(default)s)")
     p.add_argument("--runs", type=positive, default=3, help="locust runs (default %(default)s)")
-    p.add_argument("--users", type=positive, default=20, help="simulated users per run (default %(default)s)")
+    p.add_argument("--users", type=positive, default=30, help="simulated users per run (default %(default)s)")
     p.add_argument("--spawn-rate", type=positive, default=10, help="users started per second (%(default)s)")
     p.add_argument("--seconds", type=positive, default=30, help="length of one run (default %(default)s)")
     p.add_argument("--skip-load", action="store_true", help="only the latency measurement")
@@ -159,7 +159,7 @@ def one_run(args: argparse.Namespace, prefix: Path) -> dict:
     argv = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "-H", args.url,
             "-u", str(args.users), "-r", str(args.spawn_rate), "-t", f"{args.seconds}s",
             "--accounts-file", str(args.accounts_file), "--csv", str(prefix), "--only-summary",
-            "--stop-timeout", "5", "--loglevel", "WARNING"]
+            "--stop-timeout", "5", "--loglevel", "WARNING", "--reset-stats"]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=args.seconds + 120, check=False)
     if done.returncode != 0:
         print(done.stderr[-2000:], file=sys.stderr)
@@ -289,8 +289,8 @@ def render(kept: dict) -> str:
     lines = ["# Web app under load", "",
              "Written by `bench/webapp_load.py` (locust, tests/load/locustfile.py: 9 portfolio users to 1",
              "firm analyst, each waiting 1-3 s between requests; locust runs on the same 2-core machine as",
-             "the web app and the stack). Response times in ms; requests/s and percentiles are medians over",
-             "the runs.", ""]
+             "the web app and the stack). Statistics are reset once every user has logged in (steady",
+             "state). Response times in ms; requests/s and percentiles are medians over the runs.", ""]
     for mode in ("idle", "running"):
         r = kept.get(mode)
         if r is None:

@@ -43,7 +43,7 @@
   function onPortfolio(ev) {
     if (!state.portfolio) return;
     Object.assign(state.portfolio, { totals: ev.totals, risk: ev.risk, as_of: ev.as_of });
-    upsertEquityPoint(ev.as_of, ev.totals);
+    upsertEquityPoint(ev.totals);
     if (ev.last_batch_id !== state.lastBatch) {
       state.lastBatch = ev.last_batch_id;
       document.body.dataset.lastBatch = String(ev.last_batch_id);
@@ -69,13 +69,14 @@
     t.market_value += delta; t.equity += delta; t.unrealized_pnl += delta; t.day_pnl += delta;
     for (const h of p.holdings) h.weight = t.market_value ? h.market_value / t.market_value : 0;
     p.as_of = ev.as_of || p.as_of;
-    upsertEquityPoint(p.as_of, t);
+    upsertEquityPoint(t);
     render();
   }
 
-  function upsertEquityPoint(asOf, totals) {
-    if (!asOf || !totals) return;
-    const minute = asOf.slice(0, 16);
+  /** The value curve's point for this wall-clock minute (as_of is the time of the prices used). */
+  function upsertEquityPoint(totals) {
+    if (!totals) return;
+    const minute = new Date().toISOString().slice(0, 16);
     const last = state.equity[state.equity.length - 1];
     const point = { minute: minute + ":00Z", equity: totals.equity, day_pnl: totals.day_pnl };
     if (last && last.minute.slice(0, 16) === minute) state.equity[state.equity.length - 1] = point;
