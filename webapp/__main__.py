@@ -53,6 +53,8 @@ def _serve_parser() -> argparse.ArgumentParser:
     p.add_argument("--allowed-origin", action="append", default=[],
                    help="an origin Socket.IO connections may come from (repeatable; default: the "
                         "listening address on http, and localhost)")
+    p.add_argument("--events-topic", default=None, help="Kafka topic of the stream's portfolio events "
+                   "(default portfolio-events)")
     p.add_argument("--threading", action="store_true",
                    help="one process with Werkzeug's threaded server instead of gunicorn (debugging)")
     return p
@@ -70,7 +72,8 @@ def build_settings(args: argparse.Namespace, env=os.environ):
         keyspace=args.keyspace or default_keyspace(env), cassandra=endpoints.cassandra,
         kafka_bootstrap=endpoints.kafka.bootstrap_servers, secret_key=secret_key(var / "secrets"),
         allowed_origins=origins, vendor_dir=_vendor_dir(env), secure_cookies=args.secure_cookies,
-        async_mode="threading" if args.threading else "gevent")
+        async_mode="threading" if args.threading else "gevent",
+        **({"events_topic": args.events_topic} if args.events_topic else {}))
 
 
 def secret_key(folder: Path) -> str:

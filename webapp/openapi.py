@@ -49,7 +49,7 @@ BATCH = _obj({"batch_id": INT, "finished_at": _opt(TIME), "input_rows": _opt(INT
 ERROR = _obj({"error": _obj({"status": INT, "message": STR})})
 
 P_DAY = {"name": "day", "in": "query", "required": False, "description": "UTC day, default today",
-         "schema": {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}$"}}
+         "schema": {"type": "string", "format": "date", "pattern": r"^\d{4}-\d{2}-\d{2}$"}}
 
 
 def _enum(name: str, values: list[str]) -> dict:
@@ -74,6 +74,12 @@ def _op(summary: str, schema: dict, params: list | None = None, auth: str | None
     if auth is None:
         op["security"] = []
     return {"get": op}
+
+
+def _symbols() -> list[str]:
+    from stockafolio.reference import load_universe
+
+    return [s.symbol for s in load_universe()]
 
 
 @cache
@@ -106,7 +112,8 @@ def document() -> dict[str, Any]:
             _obj({"day": DAY, "symbol": STR, "minutes": _arr(_obj({
                 "minute": TIME, "last_price": _opt(NUM), "vwap": _opt(NUM), "trades": INT, "volume": INT,
                 "notional": NUM, "buy_trades": INT, "sell_trades": INT}))}),
-            [{"name": "symbol", "in": "path", "required": True, "schema": {"type": "string"}}, P_DAY]),
+            [{"name": "symbol", "in": "path", "required": True, "description": "an S&P 500 member",
+              "schema": {"enum": _symbols()}}, P_DAY]),
         "/api/v1/firm/top-users": _op("most active users of a day (role firm; nightly)", _obj({
             "day": DAY, "metric": {"enum": ["trades", "notional"]},
             "status": {"enum": ["ok", "not_computed"]},

@@ -1,0 +1,268 @@
+"""The web app against the real Cassandra and Kafka: the API reads what the stream writes, the real
+server (`python -m webapp`, gunicorn + gevent) serves logins, the API and Socket.IO pushes fed from a
+Kafka topic, and schemathesis fuzzes the OpenAPI document logged in as a user and as the firm."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import requests
+
+from stack.cli import LOCAL_REPLICATION
+from stockafolio import migrations
+from webapp import accounts, create_app
+from webapp.settings import WebSettings
+from webapp.store import Store
+
+REPO = Path(__file__).resolve().parents[2]
+PASSWORD = "integration-pass-1"
+USER_A, USER_B = 1001, 1002
+FAST = "pbkdf2:sha256:1000"
+
+
+def now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+@pytest.fixture(scope="module")
+def keyspace(cassandra_session, run_id: str, endpoints) -> Iterator[str]:
+    ks = f"{run_id}_web"
+    migrations.apply(cassandra_session, ks, migrations.load(REPO / "cassandra" / "migrations"),
+                     LOCAL_REPLICATION)
+    store = Store(endpoints.cassandra, ks)
+    for name, uid, role in (("alice", USER_A, "user"), ("bob", USER_B, "user"), ("analyst", None, "firm")):
+        accounts.create(store, name, PASSWORD, role, uid, method=FAST)
+    store.close()
+    _write_market(cassandra_session, ks)
+    yield ks
+    cassandra_session.execute(f"DROP KEYSPACE IF EXISTS {ks}")
+
+
+def _write_market(session, ks: str) -> None:
+    t, day = now(), now().date()
+    ex = session.execute
+    for user, symbol, qty, cost, cash in ((USER_A, "AAPL", 10, 150_000, 1_000_000),
+                                          (USER_B, "MSFT", 3, 120_000, 5_000_000)):
+        ex(f"INSERT INTO {ks}.portfolio_by_user (user_id, symbol, quantity, cost_basis_cents, avg_cost, "  # noqa: S608
+           "realized_pnl_cents, last_price, last_trade_id, last_trade_time, cash_cents, "
+           "realized_pnl_total_cents, equity_cents, day, day_open_equity_cents, last_batch_id, updated_at) "
+           "VALUES (%s, %s, %s, %s, %s, 0, %s, 1, %s, %s, 0, %s, %s, %s, 3, %s)",
+           (user, symbol, qty, cost, cost / qty / 100, cost / qty / 100, t, cash, cash + cost, day,
+            cash + cost, t))
+        ex(f"INSERT INTO {ks}.trades_by_user_day (user_id, day, trade_id, symbol, side, quantity, price, "  # noqa: S608
+           "event_time) VALUES (%s, %s, %s, %s, 'buy', %s, %s, %s)",
+           (user, day, (1 << 40) + user, symbol, qty, cost / qty / 100, t))
+    for symbol, price in (("AAPL", 160.0), ("MSFT", 410.0)):
+        ex(f"INSERT INTO {ks}.latest_price_by_market (market, symbol, price, event_time) "  # noqa: S608
+           "VALUES ('us', %s, %s, %s)", (symbol, price, t))
+    ex(f"INSERT INTO {ks}.firm_activity_by_day (day, minute, trades, volume, notional_cents, buy_trades, "  # noqa: S608
+       "sell_trades, active_users) VALUES (%s, %s, 2, 13, 270000, 2, 0, 2)", (day, t.replace(second=0)))
+    ex(f"INSERT INTO {ks}.symbol_totals_by_day (day, symbol, trades, volume, notional_cents, buy_volume, "  # noqa: S608
+       "sell_volume) VALUES (%s, 'AAPL', 1, 10, 150000, 10, 0)", (day,))
+    ex(f"INSERT INTO {ks}.batches_by_job (job, batch_id, started_at, finished_at, input_rows, dead_letters, "  # noqa: S608
+       "touched_users, input_rows_per_second, processed_rows_per_second, kafka_lag) "
+       "VALUES ('portfolio', 3, %s, %s, 2, 0, 2, 1.0, 100.0, 0)", (t - timedelta(seconds=1), t))
+
+
+# ---------------------------------------------------------------- in process, real Cassandra
+
+
+@pytest.fixture()
+def app(keyspace: str, endpoints):
+    settings = WebSettings(keyspace=keyspace, cassandra=endpoints.cassandra, testing=True, live_tasks=False)
+    app = create_app(settings)
+    yield app
+    app.extensions["stockafolio.store"].close()
+
+
+def login(client, name: str, password: str = PASSWORD):
+    page = client.get("/login").get_data(as_text=True)
+    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)
+    return client.post("/login", data={"username": name, "password": password, "csrf_token": token})
+
+
+def test_user_reads_own_portfolio_marked_to_cassandra_prices(app):
+    with app.test_client() as c:
+        assert login(c, "alice").headers["Location"] == "/me"
+        doc = c.get("/api/v1/portfolio").get_json()
+        assert doc["user_id"] == USER_A and doc["live_prices"] is True
+        (h,) = doc["holdings"]
+        assert (h["symbol"], h["quantity"], h["price"], h["market_value"]) == ("AAPL", 10, 160.0, 1600.0)
+        assert doc["totals"]["cash"] == 10_000.0 and doc["totals"]["equity"] == 11_600.0
+        trades = c.get(f"/api/v1/portfolio/trades?user_id={USER_B}").get_json()["trades"]
+        assert [t["trade_id"] for t in trades] == [str((1 << 40) + USER_A)]
+        assert c.get("/api/v1/firm/activity").status_code == 403
+        assert c.get("/api/v1/prices").get_json()["prices"] == {"AAPL": 160.0, "MSFT": 410.0}
+
+
+def test_wrong_password_is_refused(app):
+    with app.test_client() as c:
+        assert login(c, "alice", "not-the-password").status_code == 401
+
+
+def test_firm_reads_firm_views(app):
+    with app.test_client() as c:
+        login(c, "analyst")
+        minutes = c.get("/api/v1/firm/activity").get_json()["minutes"]
+        assert [(m["trades"], m["notional"]) for m in minutes] == [(2, 2700.0)]
+        symbols = c.get("/api/v1/firm/symbols").get_json()["symbols"]
+        assert symbols[0]["symbol"] == "AAPL" and symbols[0]["imbalance"] == 1.0
+        health = c.get("/api/v1/firm/health").get_json()
+        assert health["batches"][0]["batch_id"] == 3 and health["last_batch_age_seconds"] < 600
+        nightly = c.get("/api/v1/firm/nightly").get_json()
+        assert nightly["status"] == "not_computed" and nightly["reconciliation"] is None
+        assert c.get("/api/v1/portfolio").status_code == 403
+
+
+def test_cassandra_unreachable_is_503_not_500(keyspace: str, endpoints):
+    from stockafolio.settings import CassandraEndpoint
+
+    nowhere = CassandraEndpoint(endpoints.cassandra.contact_points, _free_port(),
+                                endpoints.cassandra.local_dc)
+    app = create_app(WebSettings(keyspace=keyspace, cassandra=nowhere, testing=True, live_tasks=False,
+                                 cassandra_timeout_s=1.0))
+    with app.test_client() as c:
+        page = c.get("/login").get_data(as_text=True)
+        token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)
+        r = c.post("/login", data={"username": "alice", "password": PASSWORD, "csrf_token": token})
+        assert r.status_code == 503 and "data temporarily unavailable" in r.get_data(as_text=True)
+
+
+# ---------------------------------------------------------------- the real server
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def events_topic(endpoints, run_id: str) -> Iterator[str]:
+    from confluent_kafka.admin import AdminClient
+
+    from stockafolio.topics import ensure_topics
+    from tests.integration.conftest import drop_topics
+
+    name = f"{run_id}-web-events"
+    ensure_topics(endpoints.kafka.bootstrap_servers, (name,), 2, 1)
+    yield name
+    drop_topics(AdminClient({"bootstrap.servers": endpoints.kafka.bootstrap_servers}), [name])
+
+
+@pytest.fixture(scope="module")
+def server(keyspace: str, events_topic: str, tmp_path_factory) -> Iterator[str]:
+    port = _free_port()
+    var = Path(os.environ.get("STOCKAFOLIO_VAR") or REPO / "var")
+    log = tmp_path_factory.mktemp("web") / "webapp.out"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "STOCKAFOLIO_VAR": str(var)}
+    argv = [sys.executable, "-m", "webapp", "--port", str(port), "--workers", "2", "--keyspace", keyspace,
+            "--events-topic", events_topic]
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(base, proc, log)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def _wait_healthy(base: str, proc: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"the web app exited: {log.read_text()[-2000:]}")
+        try:
+            if requests.get(f"{base}/healthz", timeout=2).status_code == 200:
+                return
+        except requests.ConnectionError:
+            time.sleep(0.3)
+    pytest.fail(f"the web app did not answer in 60 s: {log.read_text()[-2000:]}")
+
+
+def session_for(base: str, name: str) -> requests.Session:
+    s = requests.Session()
+    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', s.get(f"{base}/login").text).group(1)
+    r = s.post(f"{base}/login", data={"username": name, "password": PASSWORD, "csrf_token": token},
+               allow_redirects=False)
+    assert r.status_code == 302, r.text
+    return s
+
+
+def test_real_server_login_api_and_headers(server: str):
+    s = session_for(server, "alice")
+    r = s.get(f"{server}/api/v1/portfolio")
+    assert r.status_code == 200 and r.json()["holdings"][0]["symbol"] == "AAPL"
+    assert r.headers["X-Frame-Options"] == "DENY"
+    assert requests.get(f"{server}/api/v1/portfolio", timeout=5).status_code == 401
+    assert requests.post(f"{server}/login", data={"username": "alice", "password": PASSWORD},
+                         timeout=5).status_code == 400  # no CSRF token
+    assert requests.get(f"{server}/api/v1/nope", timeout=5).json()["error"]["status"] == 404
+
+
+def test_socket_pushes_portfolio_from_kafka_only_to_its_user(server: str, events_topic: str, endpoints):
+    import socketio
+    from confluent_kafka import Producer
+
+    received: dict[str, list] = {"alice": [], "bob": []}
+    clients = {}
+    for name in received:
+        cookie = session_for(server, name).cookies.get("stockafolio_session")
+        client = socketio.Client(reconnection=False)
+        client.on("portfolio", lambda data, n=name: received[n].append(data))
+        # websocket-client sends the Origin of the URL itself (an allowed one)
+        client.connect(server, transports=["websocket"], headers={"Cookie": f"stockafolio_session={cookie}"})
+        clients[name] = client
+    try:
+        producer = Producer({"bootstrap.servers": endpoints.kafka.bootstrap_servers})
+        deadline = time.monotonic() + 30
+        while not received["alice"] and time.monotonic() < deadline:
+            event = {"user_id": USER_A, "last_batch_id": 3}
+            producer.produce(events_topic, key=str(USER_A), value=json.dumps(event))
+            producer.flush(5)
+            time.sleep(1.0)
+        assert received["alice"], "no portfolio event reached alice's socket in 30 s"
+        event = received["alice"][0]
+        assert event["user_id"] == USER_A and event["totals"]["market_value"] == 1600.0
+        assert event["last_batch_id"] == 3
+        assert received["bob"] == []
+    finally:
+        for client in clients.values():
+            client.disconnect()
+
+
+def test_socket_refuses_anonymous_and_foreign_origin(server: str):
+    import socketio
+
+    anonymous = socketio.Client(reconnection=False)
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        anonymous.connect(server, transports=["websocket"])
+    cookie = session_for(server, "alice").cookies.get("stockafolio_session")
+    foreign = socketio.Client(reconnection=False)
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        foreign.connect(server, transports=["websocket"], headers={
+            "Cookie": f"stockafolio_session={cookie}", "Origin": "https://evil.example"})
+
+
+@pytest.mark.parametrize("who", ["alice", "analyst"])
+def test_schemathesis_finds_no_server_error(server: str, who: str, tmp_path: Path):
+    cookie = session_for(server, who).cookies.get("stockafolio_session")
+    st = Path(sys.executable).parent / "st"
+    argv = [str(st), "run", f"{server}/api/v1/openapi.json", "-H", f"Cookie: stockafolio_session={cookie}",
+            "--checks", "not_a_server_error,response_schema_conformance,content_type_conformance",
+            "--max-examples", "25", "--max-time", "20", "--workers", "2", "--seed", "1",
+            "--generation-database", "none", "--no-color", "--report-dir", str(tmp_path)]
+    done = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
