@@ -4,6 +4,7 @@ Kafka topic, and schemathesis fuzzes the OpenAPI document logged in as a user an
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -266,3 +267,82 @@ def test_schemathesis_finds_no_server_error(server: str, who: str, tmp_path: Pat
             "--generation-database", "none", "--no-color", "--report-dir", str(tmp_path)]
     done = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+
+
+class Proxy:
+    """A TCP forwarder in front of Cassandra that the test can cut and restore (Cassandra itself is
+    shared with everyone's tests, so it is not the thing to stop)."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target, self.port = target, _free_port()
+        self.conns: list[socket.socket] = []
+        self.listener: socket.socket | None = None
+
+    def start(self) -> None:
+        import threading
+
+        self.listener = socket.create_server(("127.0.0.1", self.port), reuse_port=True)
+        threading.Thread(target=self._accept, args=(self.listener,), daemon=True).start()
+
+    def _accept(self, listener: socket.socket) -> None:
+        import threading
+
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.target)
+            self.conns += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(a: socket.socket, b: socket.socket) -> None:
+        try:
+            while data := a.recv(65536):
+                b.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (a, b):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+
+    def cut(self) -> None:
+        assert self.listener is not None
+        self.listener.close()
+        for s in self.conns:
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+            s.close()
+        self.conns.clear()
+
+
+def test_cassandra_outage_gives_503_then_recovers_by_itself(keyspace: str, endpoints):
+    from stockafolio.settings import CassandraEndpoint
+
+    proxy = Proxy((endpoints.cassandra.contact_points[0], endpoints.cassandra.port))
+    proxy.start()
+    via_proxy = CassandraEndpoint(("127.0.0.1",), proxy.port, endpoints.cassandra.local_dc)
+    app = create_app(WebSettings(keyspace=keyspace, cassandra=via_proxy, testing=True, live_tasks=False,
+                                 cassandra_timeout_s=2.0, cassandra_retry_s=1.0, prices_ttl_s=0.0))
+    try:
+        with app.test_client() as c:
+            login(c, "alice")
+            assert c.get("/api/v1/portfolio").status_code == 200
+            proxy.cut()
+            down = c.get("/api/v1/portfolio")
+            assert down.status_code == 503
+            assert down.get_json()["error"]["message"].startswith("data temporarily unavailable")
+            proxy.start()
+            began, status = time.monotonic(), 503
+            while status != 200 and time.monotonic() - began < 90:
+                time.sleep(1)
+                status = c.get("/api/v1/portfolio").status_code
+                assert status in (200, 503)
+            assert status == 200, "the app did not recover within 90 s of Cassandra coming back"
+            print(f"recovered {time.monotonic() - began:.1f} s after Cassandra came back")
+    finally:
+        app.extensions["stockafolio.store"].close()
+        proxy.cut()
