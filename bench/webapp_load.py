@@ -54,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     accounts = load_accounts(args.accounts_file)
     result: dict = {"mode": MODES[args.mode], "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
-                    "url": args.url, "pipeline": pipeline_state(args.url, accounts)}
+                    "url": args.url, "pipeline": pipeline_state(args.url, accounts),
+                    "load_average_1m": round(os.getloadavg()[0], 1)}
     print(f"[{MODES[args.mode]}] pipeline: {result['pipeline']}", flush=True)
     if not args.skip_load:
         result["load"] = load_runs(args)
@@ -192,7 +193,7 @@ def latency(args: argparse.Namespace) -> dict:
     sio = socketio.Client(reconnection=True)
     sio.on("portfolio", lambda _ev: (stamp.append(time.time()), arrived.set()))
     cookie = "; ".join(f"{c.name}={c.value}" for c in session.cookies)
-    sio.connect(args.url, headers={"Cookie": cookie, "Origin": args.url}, transports=["websocket"],
+    sio.connect(args.url, headers={"Cookie": cookie}, transports=["websocket"],
                 wait_timeout=10)
     producer = Producer({"bootstrap.servers": Endpoints.load(default_var_dir()).kafka.bootstrap_servers,
                          "enable.idempotence": True, "linger.ms": 0})
@@ -295,7 +296,9 @@ def render(kept: dict) -> str:
         r = kept.get(mode)
         if r is None:
             continue
-        lines += [f"## {r['mode']} ({r['measured_at']})", "", f"Pipeline at the start: `{r['pipeline']}`", ""]
+        lines += [f"## {r['mode']} ({r['measured_at']})", "",
+                  f"At the start: pipeline `{r['pipeline']}`, 1-minute load average "
+                  f"{r.get('load_average_1m', '?')} (2 cores).", ""]
         if "load" in r:
             load = r["load"]
             lines += [f"{load['runs']} runs x {load['seconds']} s, {load['users']} simulated users.", "",
