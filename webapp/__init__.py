@@ -10,7 +10,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # imported inside create_app: `python -m webapp` must patch gevent before these load
+if TYPE_CHECKING:  # imported inside create_app, so `import webapp` stays light
     from flask import Flask
 
     from webapp.settings import WebSettings

@@ -1,6 +1,6 @@
-"""python -m webapp: serve the web app (gunicorn, gevent workers), or manage accounts.
+"""python -m webapp: serve the web app (gunicorn, threaded workers), or manage accounts.
 
-    python -m webapp [serve] [--host 127.0.0.1] [--port 8000] [--workers 2]
+    python -m webapp [serve] [--host 127.0.0.1] [--port 8000] [--workers 2] [--threads 50]
     python -m webapp accounts create NAME --role user --user-id 42   (password read from stdin or prompted)
     python -m webapp accounts seed [--users 100000] [--seed 1] [--count 3]
 
@@ -42,11 +42,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _serve_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m webapp", description="Serve Stockafolio's web app (pages, JSON API, Socket.IO) with "
-        "gunicorn gevent workers. Other commands: `python -m webapp accounts --help`.")
+        "gunicorn threaded workers. Other commands: `python -m webapp accounts --help`.")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default %(default)s)")
     p.add_argument("--port", type=_port, default=8000, help="(default %(default)s)")
     p.add_argument("--workers", type=_positive, default=2, help="worker processes (default %(default)s: "
                    "one per core)")
+    p.add_argument("--threads", type=_positive, default=50, help="threads per worker: requests in flight "
+                   "plus open Socket.IO sockets (default %(default)s)")
     p.add_argument("--keyspace", default=None, help="Cassandra keyspace (default $STOCKAFOLIO_KEYSPACE or "
                    "stockafolio)")
     p.add_argument("--secure-cookies", action="store_true", help="mark the session cookie Secure (HTTPS)")
@@ -56,7 +58,7 @@ def _serve_parser() -> argparse.ArgumentParser:
     p.add_argument("--events-topic", default=None, help="Kafka topic of the stream's portfolio events "
                    "(default portfolio-events)")
     p.add_argument("--threading", action="store_true",
-                   help="one process with Werkzeug's threaded server instead of gunicorn (debugging)")
+                   help="one process with Werkzeug's development server instead of gunicorn (debugging)")
     return p
 
 
@@ -72,7 +74,7 @@ def build_settings(args: argparse.Namespace, env=os.environ):
         keyspace=args.keyspace or default_keyspace(env), cassandra=endpoints.cassandra,
         kafka_bootstrap=endpoints.kafka.bootstrap_servers, secret_key=secret_key(var / "secrets"),
         allowed_origins=origins, vendor_dir=_vendor_dir(env), secure_cookies=args.secure_cookies,
-        async_mode="threading" if args.threading else "gevent",
+        async_mode="threading",
         **({"events_topic": args.events_topic} if args.events_topic else {}))
 
 
@@ -100,10 +102,6 @@ def _vendor_dir(env) -> Path | None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    if not args.threading:
-        from gevent import monkey
-
-        monkey.patch_all()  # before anything imports ssl/socket (gunicorn's gevent worker patches too late)
     settings = build_settings(args)
     if args.threading:
         from webapp import create_app
@@ -114,8 +112,9 @@ def _serve(args: argparse.Namespace) -> int:
         return 0
     from webapp.server import Server
 
-    print(f"webapp: http://{args.host}:{args.port}/ ({args.workers} gevent workers)", flush=True)
-    Server(settings, f"{args.host}:{args.port}", args.workers).run()
+    print(f"webapp: http://{args.host}:{args.port}/ ({args.workers} workers x {args.threads} threads)",
+          flush=True)
+    Server(settings, f"{args.host}:{args.port}", args.workers, args.threads).run()
     return 0
 
 

@@ -170,17 +170,18 @@ def run_events(settings, pusher: Pusher) -> None:
     while True:
         try:
             if not assigned and time.monotonic() >= next_try:
-                next_try = time.monotonic() + 10  # metadata calls block (briefly) the gevent loop
+                next_try = time.monotonic() + 10
                 meta = consumer.list_topics(settings.events_topic, timeout=0.5).topics[settings.events_topic]
                 if meta.error is None and meta.partitions:
                     consumer.assign([TopicPartition(settings.events_topic, p, OFFSET_END)
                                      for p in meta.partitions])
                     assigned = True
-            for message in consumer.consume(500, timeout=0) if assigned else []:
+            for message in consumer.consume(500, timeout=0.2) if assigned else []:
                 if message.error() is None:
                     pusher.offer_event(message.value())
         except KafkaException as exc:
             LOG.warning("portfolio-events not readable (%s); retrying", exc)
             pusher.io.sleep(5)
         pusher._guarded(pusher.portfolio_tick)
-        pusher.io.sleep(0.2)
+        if not assigned:
+            pusher.io.sleep(0.5)
