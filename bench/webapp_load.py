@@ -62,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.latency_trades:
         result["latency"] = latency(args)
     write_results(args.mode, result, args.results)
+    if args.screenshots:
+        screenshots(args.url, accounts, args.screenshots)
     return 0
 
 
@@ -85,6 +87,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--probe-user-id", type=positive, default=900_000_001,
                    help="simulated user of the probe account, outside the generator's users (%(default)s)")
     p.add_argument("--results", type=Path, default=RESULTS / "webapp_load.md", help="(default %(default)s)")
+    p.add_argument("--screenshots", type=Path, metavar="DIR",
+                   help="also save both dashboards, live for 10 s, as DIR/user-dashboard.png and "
+                        "DIR/firm-dashboard.png (headless chromium), e.g. docs/screenshots")
     return p
 
 
@@ -271,6 +276,32 @@ def ensure_probe_account(user_id: int) -> str:
     if done.returncode != 0:
         raise SystemExit(f"webapp_load: creating the probe account failed: {done.stderr.strip()}")
     return password
+
+
+# ---------------------------------------------------------------- screenshots
+
+
+def screenshots(url: str, accounts: list[dict], folder: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    from stack import tools
+
+    folder.mkdir(parents=True, exist_ok=True)
+    args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(tools.chromium()), args=args)
+        for role, name in (("user", "user-dashboard"), ("firm", "firm-dashboard")):
+            account = next(a for a in accounts if a["role"] == role)
+            page = browser.new_context(viewport={"width": 1360, "height": 1000}).new_page()
+            page.goto(f"{url}/login")
+            page.fill("#username", account["username"])
+            page.fill("#password", account["password"])
+            page.click("#login-submit")
+            page.wait_for_selector('#live-badge[data-state="live"]', timeout=20_000)
+            page.wait_for_timeout(10_000)
+            page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
+            print(f"screenshot: {folder / f'{name}.png'}")
+        browser.close()
 
 
 # ---------------------------------------------------------------- results

@@ -156,6 +156,7 @@
 
   function drawEquity() {
     $("equity-empty").hidden = state.equity.length > 0;
+    $("equity-chart").parentElement.hidden = state.equity.length === 0;
     if (!window.Chart) return;
     const labels = state.equity.map((pt) => fmt.minute(pt.minute));
     const data = state.equity.map((pt) => pt.equity);
