@@ -205,18 +205,21 @@ def start_views(spark: SparkSession, settings: JobSettings, available_now: bool 
                                  4 * settings.max_offsets_per_trigger)
     prices = market.kafka_stream(spark, settings.kafka_bootstrap, settings.prices_topic, 200_000)
     symbols = list(load_factor_model().symbols)
-    return [
-        market.start_market(spark, trades, symbols, views_store, f"{base}/trades", settings.late_minutes,
-                            trigger, f"market-{settings.keyspace}"),
-        market.start_prices(prices, views_store, f"{base}/prices", trigger, f"prices-{settings.keyspace}"),
-    ]
+    # the aggregation's state: few partitions (fixed at the checkpoint's first start), this query only
+    previous = spark.conf.get("spark.sql.shuffle.partitions")
+    spark.conf.set("spark.sql.shuffle.partitions", "2")
+    try:
+        minutes = market.start_market(spark, trades, symbols, views_store, f"{base}/trades",
+                                      settings.late_minutes, trigger, f"market-{settings.keyspace}")
+    finally:
+        spark.conf.set("spark.sql.shuffle.partitions", previous)
+    return [minutes, market.start_prices(prices, views_store, f"{base}/prices", trigger,
+                                         f"prices-{settings.keyspace}")]
 
 
 def _configure(spark: SparkSession) -> None:
     spark.conf.set("spark.sql.execution.arrow.pyspark.enabled", "true")
     spark.conf.set("spark.sql.execution.arrow.pyspark.fallback.enabled", "false")
-    # the state of the market aggregation: few partitions, fixed at the checkpoint's first start
-    spark.conf.set("spark.sql.shuffle.partitions", "2")
 
 
 def _trigger(settings: JobSettings, available_now: bool) -> dict:
