@@ -45,11 +45,11 @@ QUERIES: dict[str, str] = {
                    "created_at) VALUES (?, ?, ?, ?, ?)",
     "add_account": "INSERT INTO {ks}.accounts_by_username (username, user_id, password_hash, role, "
                    "created_at) VALUES (?, ?, ?, ?, ?) IF NOT EXISTS",
-    "portfolio": "SELECT * FROM {ks}.portfolio_by_user WHERE user_id = ?",
-    "portfolio_statics": "SELECT user_id, cash_cents, equity_cents, market_value_total_cents, "
-                         "unrealized_pnl_total_cents, realized_pnl_total_cents, day_pnl_cents, daily_vol, "
-                         "beta, var_95, var_99, es_95, es_99, sector_weights, largest_position_weight, "
-                         "last_batch_id, updated_at FROM {ks}.portfolio_by_user WHERE user_id = ? LIMIT 1",
+    # only what the API shows: statics come back on every row, so `*` would decode ~30 columns a row
+    "portfolio": "SELECT symbol, quantity, cost_basis_cents, avg_cost, realized_pnl_cents, last_price, "
+                 "last_trade_time, cash_cents, realized_pnl_total_cents, equity_cents, day, "
+                 "day_open_equity_cents, last_batch_id, updated_at FROM {ks}.portfolio_by_user "
+                 "WHERE user_id = ?",
     "trades": "SELECT trade_id, symbol, side, quantity, price, event_time FROM {ks}.trades_by_user_day "
               "WHERE user_id = ? AND day = ? LIMIT ?",
     "equity": "SELECT minute, equity_cents, day_pnl_cents FROM {ks}.equity_by_user_day "
@@ -170,10 +170,6 @@ class Store:
 
     def portfolio(self, user_id: int) -> list[dict[str, Any]]:
         return self._run("portfolio", user_id)
-
-    def portfolio_statics(self, user_id: int) -> dict[str, Any] | None:
-        rows = self._run("portfolio_statics", user_id)
-        return rows[0] if rows else None
 
     def trades(self, user_id: int, day: date, limit: int) -> list[dict[str, Any]]:
         return self._run("trades", user_id, day, limit)

@@ -66,10 +66,6 @@ class FakeStore:
         self._check("portfolio", user_id)
         return self.portfolios.get(user_id, [])
 
-    def portfolio_statics(self, user_id):
-        rows = self.portfolio(user_id)
-        return rows[0] if rows else None
-
     def trades(self, user_id, day, limit):
         self._check("trades", user_id, day)
         return self.trade_rows.get((user_id, day), [])[:limit]
