@@ -27,26 +27,31 @@
     state.day = bySort.day;
   }
 
-  async function loadRest() {
-    const [activity, trades, notional, nightly, health] = await Promise.all([
-      api("/api/v1/firm/activity"), api("/api/v1/firm/top-users?metric=trades"),
-      api("/api/v1/firm/top-users?metric=notional"), api("/api/v1/firm/nightly"),
-      api("/api/v1/firm/health")]);
-    state.minutes = activity.minutes;
-    state.topUsers = { trades, notional };
-    state.nightly = nightly;
-    state.batches = health.batches;
-    state.lastBatchAge = health.last_batch_age_seconds;
-    state.loadedAt = Date.now();
-  }
+  // Each panel loads on its own: one failing view (say, nightly tables not migrated yet) leaves
+  // the others current and shows its error in the banner.
+  const loaders = [
+    loadFlows,
+    async () => { state.minutes = (await api("/api/v1/firm/activity")).minutes; },
+    async () => {
+      const [trades, notional] = await Promise.all([
+        api("/api/v1/firm/top-users?metric=trades"), api("/api/v1/firm/top-users?metric=notional")]);
+      state.topUsers = { trades, notional };
+    },
+    async () => { state.nightly = await api("/api/v1/firm/nightly"); },
+    async () => {
+      const health = await api("/api/v1/firm/health");
+      state.batches = health.batches;
+      state.lastBatchAge = health.last_batch_age_seconds;
+      state.loadedAt = Date.now();
+    },
+  ];
 
   async function loadAll() {
-    try {
-      await Promise.all([loadFlows(), loadRest()]);
-      state.asOf = new Date().toISOString();
-      banner(null);
-      render();
-    } catch (err) { failed(err); }
+    const results = await Promise.allSettled(loaders.map((load) => load()));
+    const failure = results.find((r) => r.status === "rejected");
+    state.asOf = new Date().toISOString();
+    if (failure) failed(failure.reason); else banner(null);
+    render();
   }
 
   const reloadFlows = coalesce(() => loadFlows().then(render, failed), 10000);
@@ -55,7 +60,8 @@
     if (ev.minute) upsertMinute(ev.minute);
     if (ev.health && !state.batches.some((b) => b.batch_id === ev.health.batch_id)) {
       state.batches = [ev.health, ...state.batches].slice(0, 60);
-      state.lastBatchAge = 0;
+      const finished = Date.parse(ev.health.finished_at);
+      state.lastBatchAge = Number.isNaN(finished) ? 0 : Math.max(0, (Date.now() - finished) / 1000);
       state.loadedAt = Date.now();
     }
     state.asOf = ev.as_of || new Date().toISOString();
@@ -111,6 +117,7 @@
 
   function drawActivity() {
     $("activity-empty").hidden = state.minutes.length > 0;
+    $("activity-chart").parentElement.hidden = state.minutes.length === 0;
     if (!window.Chart) return;
     const labels = state.minutes.map((m) => fmt.minute(m.minute));
     const trades = state.minutes.map((m) => m.trades);
@@ -150,7 +157,7 @@
       cell(s.symbol), cell(s.sector), cell(fmt.int(s.trades), { cls: "num" }),
       cell(fmt.compactMoney(s.notional), { cls: "num" }),
       cell(fmt.signedInt(s.net_flow), { cls: "num", signed: s.net_flow }), imbalanceCell(s.imbalance),
-    ], { symbol: s.symbol })));
+    ], { symbol: s.symbol })), "symbols-empty");
   }
 
   function drawSectors() {
@@ -158,10 +165,12 @@
       cell(s.sector), cell(fmt.int(s.trades), { cls: "num" }), cell(fmt.compactMoney(s.notional), { cls: "num" }),
       cell(fmt.int(s.buy_volume), { cls: "num" }), cell(fmt.int(s.sell_volume), { cls: "num" }),
       cell(fmt.signedInt(s.net_flow), { cls: "num", signed: s.net_flow }), imbalanceCell(s.imbalance),
-    ], { sector: s.sector })));
+    ], { sector: s.sector })), "sectors-empty");
   }
 
   function drawImbalance(name, canvasId, items, key) {
+    $(canvasId).parentElement.hidden = items.length === 0;
+    $(canvasId.replace("-chart", "-empty")).hidden = items.length > 0;
     if (!window.Chart) return;
     const labels = items.map((x) => x[key]);
     const data = items.map((x) => x.imbalance);
@@ -246,6 +255,8 @@
     const n = state.nightly;
     const ok = n && n.status === "ok";
     $("nightly-status").hidden = ok;
+    $("nightly-status").textContent = n ? "Not computed yet: the nightly batch has not run for this day."
+      : "Not available right now (see the message at the top).";
     $("nightly-computed").textContent = ok && n.computed_at ? `(computed ${n.computed_at.replace("T", " ").slice(0, 16)} UTC)` : "";
     $("nightly-views").replaceChildren(...(ok ? Object.entries(n.views).map(([k, v]) => viewTable(k, v)) : []));
   }

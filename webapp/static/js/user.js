@@ -26,14 +26,13 @@
     state.equity = (await api("/api/v1/portfolio/equity")).points;
   }
 
+  /** Each part on its own: a failing one leaves the others current and shows in the banner. */
   async function loadAll() {
-    try {
-      const jobs = [loadPortfolio(), loadEquity()];
-      if (!state.sp500) jobs.push(api("/api/v1/reference/sectors").then((r) => { state.sp500 = r.sectors; }));
-      await Promise.all(jobs);
-      banner(null);
-      render();
-    } catch (err) { failed(err); }
+    const jobs = [loadPortfolio(), loadEquity()];
+    if (!state.sp500) jobs.push(api("/api/v1/reference/sectors").then((r) => { state.sp500 = r.sectors; }));
+    const failure = (await Promise.allSettled(jobs)).find((r) => r.status === "rejected");
+    if (failure) failed(failure.reason); else banner(null);
+    render();
   }
 
   const reloadHoldings = coalesce(() => loadPortfolio().then(render, failed), 1000);
