@@ -121,10 +121,13 @@ def test_unknown_api_route_is_404_json_and_wrong_method_405_json(as_alice):
     assert "GET" in r.headers["Allow"]
 
 
-def test_api_post_is_still_csrf_protected(as_alice):
-    """There is no API POST today; any method that changes state must bring the token."""
-    r = as_alice.post("/api/v1/portfolio")
-    assert r.status_code in (400, 405)
+def test_api_post_is_still_csrf_protected(app, client):
+    """There is no API POST today; one added later must bring the CSRF token like the forms."""
+    app.add_url_rule("/api/v1/example-post", "example_post", lambda: {"ok": True}, methods=["POST"])
+    login(client, "alice")
+    r = client.post("/api/v1/example-post", json={})
+    assert r.status_code == 400 and "CSRF" in r.get_json()["error"]["message"]
+    assert client.post("/api/v1/portfolio").status_code == 405
 
 
 def test_oversized_body_is_413_even_on_get(as_alice):
