@@ -107,6 +107,7 @@ class Pusher:
         self.sent_prices: dict[str, float] = {}
         self.sent_minute: Any = None
         self.users = Coalescer()
+        self.warned_at = -1e18
 
     def market_tick(self) -> None:
         prices, as_of = self.store.prices()
@@ -155,7 +156,9 @@ class Pusher:
         try:
             tick()
         except DataUnavailable as exc:
-            LOG.warning("live push skipped: %s", exc)
+            if time.monotonic() - self.warned_at > 60:  # once a minute while Cassandra is away
+                LOG.warning("live pushes paused: %s", exc)
+                self.warned_at = time.monotonic()
         except Exception:
             LOG.exception("live push failed; continuing")
 
