@@ -220,6 +220,9 @@ def latency(args: argparse.Namespace) -> dict:
             if got is None:
                 misses += 1
                 print(f"  trade {i + 1}: no portfolio event within 30 s", flush=True)
+                if not samples and misses >= 2:
+                    print("  giving up: is the streaming job running on this trades topic?", flush=True)
+                    break
             else:
                 samples.append((got - sent) * 1000)
                 held += 1 if side == "buy" else -1
