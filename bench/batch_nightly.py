@@ -13,6 +13,7 @@ day takes minutes per stage on this machine.
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import subprocess
 import sys
@@ -23,6 +24,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from hdfs_native import Client  # noqa: E402
 
 from batch import services, stages  # noqa: E402
 from batch.settings import BatchSettings  # noqa: E402
@@ -53,7 +56,7 @@ def generate(args: argparse.Namespace, bucket: str) -> float:
 
 
 def cleanup(endpoints: Endpoints, spark, settings: BatchSettings, session) -> None:
-    services.Files(spark).delete(settings.hdfs)
+    Client(endpoints.hdfs.url).delete(settings.root, True)  # hdfs-native: works after Spark is interrupted
     session.execute(f"DROP KEYSPACE IF EXISTS {settings.keyspace}", timeout=120)
     s3 = s3lib.client(endpoints.s3)
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=settings.bucket):
@@ -83,17 +86,19 @@ def main(argv: list[str] | None = None) -> int:
             summaries[name] = stage(night)
             times[name] = time.monotonic() - t0
             print(f"{name}: {times[name]:.1f} s: {summaries[name]}", file=sys.stderr, flush=True)
+            write(args, times, summaries)  # after every stage: an interrupted run keeps what it measured
     finally:
         if not args.keep:
             cleanup(endpoints, spark, settings, session)
         spark.stop()
         cluster.shutdown()
-    write(args, times, summaries)
     return 0
 
 
 def write(args: argparse.Namespace, times: dict[str, float], summaries: dict[str, str]) -> None:
     total = sum(v for k, v in times.items() if k in stages.STAGES)
+    done = [k for k in stages.STAGES if k in times]
+    partial = "" if len(done) == len(stages.STAGES) else f" (only {', '.join(done)}: the run was interrupted)"
     rows = [f"| {k} | {v:,.1f} | {args.trades / v:,.0f} |" for k, v in times.items()]
     text = "\n".join([
         "# Nightly batch: time per stage", "",
@@ -101,7 +106,10 @@ def write(args: argparse.Namespace, times: dict[str, float], summaries: dict[str
         f"{platform.node()} ({platform.processor() or platform.machine()}), Spark local[2] beside the whole "
         f"stack, **one run** ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}).", "",
         "| stage | seconds | trades/s |", "|---|---:|---:|", *rows,
-        f"| **night (the four stages)** | **{total:,.1f}** | **{args.trades / total:,.0f}** |", "",
+        f"| **night{partial}** | **{total:,.1f}** | **{args.trades / total:,.0f}** |", "",
+        f"Load average while it ran (1, 5, 15 min, at the end): {os.getloadavg()[0]:.1f}, "
+        f"{os.getloadavg()[1]:.1f}, {os.getloadavg()[2]:.1f} on {os.cpu_count()} cores "
+        "(the machine is shared).", "",
         "What each stage reported:", "", *[f"- {k}: {v.splitlines()[0]}" for k, v in summaries.items()], "",
         "The keyspace is fresh, so `portfolio_by_user` is empty and every rebuilt holding is reported "
         "missing (no repair); the comparison's join and counts are the same work as against a full table, "
