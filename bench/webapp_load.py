@@ -152,7 +152,7 @@ def load_runs(args: argparse.Namespace) -> dict:
             agg = runs[-1]["Aggregated"]
             print(f"  {agg['rps']:.1f} requests/s, p95 {agg['p95']:.0f} ms, {agg['failures']} failures",
                   flush=True)
-    names = list(runs[0])
+    names = list(dict.fromkeys(n for r in runs for n in r))  # an endpoint may be missing from a short run
     table = {n: {k: statistics.median(r[n][k] for r in runs if n in r)
                  for k in ("rps", "p50", "p95", "p99")} for n in names}
     for n in names:
@@ -173,6 +173,8 @@ def one_run(args: argparse.Namespace, prefix: Path) -> dict:
     out = {}
     with open(f"{prefix}_stats.csv", newline="") as f:
         for r in csv.DictReader(f):
+            if int(r["Request Count"]) == 0:  # e.g. the logins, before the statistics were reset
+                continue
             name = "Aggregated" if r["Name"] == "Aggregated" else f"{r['Type']} {r['Name']}"
             out[name] = {"rps": float(r["Requests/s"]), "p50": float(r["50%"]), "p95": float(r["95%"]),
                          "p99": float(r["99%"]), "requests": int(r["Request Count"]),
