@@ -154,9 +154,7 @@ class BatchWriter:
                 latency: tuple[float | None, ...]) -> None:
         finished = datetime.now(UTC)
         seconds = max((finished - started).total_seconds(), 1e-6)
-        processed = health.batch_end_offsets(self.settings.checkpoint, batch_id)
-        ends = self.kafka.ends(sorted(processed))
-        lag = health.lag(ends, processed) if ends is not None else None
+        lag = self._lag(batch_id)
         row = {"job": JOB, "batch_id": batch_id, "started_at": started, "finished_at": finished,
                "input_rows": rows, "dead_letters": dead, "touched_users": touched,
                "input_rows_per_second": health.input_rate(rows, started, self.previous_start),
@@ -166,6 +164,16 @@ class BatchWriter:
         store.upsert(self.spark, pd.DataFrame([row]), BATCHES_DDL, self.settings.keyspace, "batches_by_job")
         LOG.info("batch %d: %d rows (%d dead letters), %d users in %.2f s, lag %s, latency p99 %s ms",
                  batch_id, rows, dead, touched, seconds, lag, latency[-1])
+
+
+    def _lag(self, batch_id: int) -> int | None:
+        """None when Kafka does not answer or the checkpoint is not a local folder (hdfs://...)."""
+        try:
+            processed = health.batch_end_offsets(self.settings.checkpoint, batch_id)
+        except OSError:
+            return None
+        ends = self.kafka.ends(sorted(processed))
+        return health.lag(ends, processed) if ends is not None else None
 
 
 class _Steps:

@@ -14,10 +14,8 @@ tick's event time, so an older tick (a replay, a late batch) never overwrites a 
 
 from __future__ import annotations
 
-import json
 import logging
 import time
-from pathlib import Path
 
 import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
@@ -119,8 +117,8 @@ class ViewStore:
 class MarketWriter:
     """`foreachBatch` of the market query: Q5, Q6 as emitted, Q7a by guarded deltas."""
 
-    def __init__(self, views_store: ViewStore, checkpoint: str) -> None:
-        self.store, self.checkpoint = views_store, checkpoint
+    def __init__(self, spark: SparkSession, views_store: ViewStore, name: str) -> None:
+        self.spark, self.store, self.name = spark, views_store, name
 
     def __call__(self, aggregates: DataFrame, batch_id: int) -> None:
         began = time.perf_counter()
@@ -129,7 +127,7 @@ class MarketWriter:
             return
         q5, q6 = views.minute_rows(rows)
         if len(q5):
-            self._day_totals(q5, f"{query_id(self.checkpoint)}:{batch_id}")
+            self._day_totals(q5, f"{query_id(self.spark, self.name)}:{batch_id}")
             self.store.write(self.store.q5, q5, views.Q5_COLUMNS)
         self.store.write(self.store.q6, q6, views.Q6_COLUMNS)
         LOG.info("market batch %d: %d minute rows, %d firm rows in %.2f s", batch_id, len(q5), len(q6),
@@ -165,10 +163,13 @@ class PriceWriter:
         LOG.info("prices batch %d: %d symbols", batch_id, len(ticks))
 
 
-def query_id(checkpoint: str) -> str:
-    """The id Spark keeps for a query in its checkpoint (stable across restarts, new with a new
-    checkpoint)."""
-    return json.loads((Path(checkpoint) / "metadata").read_text())["id"]
+def query_id(spark: SparkSession, name: str) -> str:
+    """The id of the running query `name`: Spark keeps it in the checkpoint, so it is stable across
+    restarts and new with a new checkpoint."""
+    ids = [q.id for q in spark.streams.active if q.name == name]
+    if len(ids) != 1:
+        raise RuntimeError(f"expected one active streaming query named {name!r}, found {len(ids)}")
+    return ids[0]
 
 
 def kafka_stream(spark: SparkSession, bootstrap: str, topic: str, max_offsets: int) -> DataFrame:
@@ -181,7 +182,8 @@ def start_market(spark: SparkSession, raw: DataFrame, symbols: list[str], views_
                  checkpoint: str, late_minutes: float, trigger: dict, name: str) -> StreamingQuery:
     valid = parse_trades(raw, symbols).where(F.col("reason").isNull())
     aggregates = minute_aggregates(valid, late_minutes)
-    return (aggregates.writeStream.outputMode("update").foreachBatch(MarketWriter(views_store, checkpoint))
+    writer = MarketWriter(spark, views_store, name)
+    return (aggregates.writeStream.outputMode("update").foreachBatch(writer)
             .option("checkpointLocation", checkpoint).trigger(**trigger).queryName(name).start())
 
 
