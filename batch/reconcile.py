@@ -46,6 +46,19 @@ def _differs(a: Column, b: Column) -> Column:
     return ~a.eqNullSafe(b)
 
 
+def _values(prefix: str, fields: tuple[str, ...]) -> Column:
+    """'stored quantity 3, cost_basis_cents 100' for one side of a row missing on the other."""
+    label = "rebuilt" if prefix == "r_" else "stored"
+    parts = [F.concat(F.lit(f"{c} "), F.coalesce(F.col(prefix + c).cast("string"), F.lit("null")))
+             for c in fields]
+    return F.concat(F.lit(f"{label} "), F.concat_ws(", ", *parts))
+
+
+def _explained(kind: Column, differences: Column, fields: tuple[str, ...]) -> Column:
+    return (F.when(kind == "missing_in_cassandra", _values("r_", fields))
+            .when(kind == "not_in_archive", _values("s_", fields)).otherwise(differences))
+
+
 def compare_holdings(rebuilt: DataFrame, stored: DataFrame, day_end: datetime) -> DataFrame:
     """Full outer join on (user_id, symbol): every row with `kind` in ('ok', 'missing_in_cassandra',
     'not_in_archive', 'differs', 'after_day'), `detail`, the rebuilt values (r_*) and the stored
@@ -65,7 +78,7 @@ def compare_holdings(rebuilt: DataFrame, stored: DataFrame, day_end: datetime) -
             .when(F.col("s_quantity").isNull() & F.col("s_last_trade_id").isNull(), "missing_in_cassandra")
             .when(F.col("r_quantity").isNull(), "not_in_archive")
             .when(detail != "", "differs").otherwise("ok"))
-    return joined.withColumn("kind", kind).withColumn("detail", detail)
+    return joined.withColumn("kind", kind).withColumn("detail", _explained(kind, detail, HOLDING_FIELDS))
 
 
 def compare_cash(rebuilt: DataFrame, stored: DataFrame, day_end: datetime) -> DataFrame:
@@ -84,7 +97,7 @@ def compare_cash(rebuilt: DataFrame, stored: DataFrame, day_end: datetime) -> Da
             .when(F.col("s_cash_last_trade_id").isNull() & F.col("s_latest").isNull(), "missing_in_cassandra")
             .when(F.col("r_cash_cents").isNull(), "not_in_archive")
             .when(detail != "", "differs").otherwise("ok"))
-    return joined.withColumn("kind", kind).withColumn("detail", detail)
+    return joined.withColumn("kind", kind).withColumn("detail", _explained(kind, detail, CASH_FIELDS))
 
 
 def describe(kind: Column, user: Column, symbol: Column | None, detail: Column) -> Column:

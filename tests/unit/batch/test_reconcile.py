@@ -75,6 +75,11 @@ def test_summary_counts_and_readable_sample(compared) -> None:
     assert (report.users_checked, report.cash_mismatches, report.mismatches) == (4, 3, 6)
     assert report.sample[0] == "user 1 MSFT: differs: quantity stored 4 rebuilt 3"
     assert "user 4 cash: differs: cash_cents stored 51 rebuilt 50" in report.sample
+    assert report.sample[1] == (
+        "user 2 AAPL: missing_in_cassandra: rebuilt quantity 1, cost_basis_cents 100, "
+        "realized_pnl_cents 0, last_trade_id 8"
+    )
+    assert report.sample[2].startswith("user 5 TSLA: not_in_archive: stored quantity 1,")
     assert report.status.startswith("mismatch: 3 holdings, 3 cash balances differ; 1 rows")
 
 
