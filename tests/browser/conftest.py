@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from stockafolio.settings import Endpoints
+from stockafolio.settings import Endpoints, default_var_dir
 from tests.browser import webstack
 
-ARTIFACTS = webstack.REPO / "var" / "artifacts" / "screenshots"
+ARTIFACTS = default_var_dir() / "artifacts" / "screenshots"   # var/ is git-ignored; docs/ has copies
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 DEMO_USER_ID = 7
 OTHER_USER_ID = 8
