@@ -191,3 +191,9 @@ def test_every_inventory_group_gets_its_role() -> None:
                "hdfs_namenode": "hdfs", "hdfs_datanode": "hdfs"}
     for group in leaf_groups:
         assert {f"'{group}'", f"'{parents.get(group)}'"} & set(re.findall(r"'\w+'", conditions)), group
+
+
+def test_the_cluster_schedules_the_nightly_batch_on_the_spark_master() -> None:
+    roles = {r["role"]: r for r in _yaml(ANSIBLE / "cluster.yml")[0]["roles"]}
+    assert roles["nightly"]["when"] == "'spark_master' in group_names"
+    assert list(roles).index("nightly") > list(roles).index("app")  # it runs from the app's release
