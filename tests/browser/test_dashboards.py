@@ -80,6 +80,17 @@ def test_user_sees_holdings_and_a_trade_arrive_live(traded: WebStack, page) -> N
     expect(market_value).not_to_have_text(before)
     print(f"trade -> browser: {seen:.1f} s")
 
+    # prices move: the holdings are re-marked live (the `prices` event), gains green, losses red
+    prices_before = events_received(page, "Prices")
+    traded.feed.prices({"AAPL": 210.0, "MSFT": 390.0})
+    traded.feed.flush()
+    pnl = {s: page.locator(f'#holdings tbody tr[data-symbol="{s}"] td').nth(7) for s in ("AAPL", "MSFT")}
+    expect(pnl["AAPL"]).to_have_text("+$100.00", timeout=LIVE_S * 1000)
+    expect(pnl["AAPL"]).to_have_class(re.compile(r"\bpos\b"))
+    expect(pnl["MSFT"]).to_have_text("-$50.00")
+    expect(pnl["MSFT"]).to_have_class(re.compile(r"\bneg\b"))
+    assert events_received(page, "Prices") > prices_before
+
     page.click('#holdings th[data-key="symbol"]')
     expect(page.locator("#holdings tbody tr").first).to_have_attribute("data-symbol", "AAPL")
     page.click('#holdings th[data-key="symbol"]')
