@@ -8,6 +8,7 @@ window.SF = (() => {
     style: "currency", currency: "USD", notation: "compact", maximumFractionDigits: 2,
   });
   const whole = new Intl.NumberFormat("en-US", { maximumFractionDigits: 0 });
+  const dollars = new Intl.NumberFormat("en-US", { style: "currency", currency: "USD", maximumFractionDigits: 0 });
   const decimal = new Intl.NumberFormat("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
   const percent = new Intl.NumberFormat("en-US", {
     style: "percent", minimumFractionDigits: 1, maximumFractionDigits: 1,
@@ -20,6 +21,7 @@ window.SF = (() => {
     money: (v) => (isNum(v) ? money.format(v) : DASH),
     signedMoney: (v) => (isNum(v) ? (v > 0 ? "+" : "") + money.format(v) : DASH),
     compactMoney: (v) => (isNum(v) ? compact.format(v) : DASH),
+    dollars: (v) => (isNum(v) ? dollars.format(v) : DASH),
     int: (v) => (isNum(v) ? whole.format(v) : DASH),
     signedInt: (v) => (isNum(v) ? (v > 0 ? "+" : "") + whole.format(v) : DASH),
     dec: (v) => (isNum(v) ? decimal.format(v) : DASH),

@@ -168,7 +168,7 @@
           interaction: { mode: "index", intersect: false },
           plugins: { legend: { display: false },
             tooltip: { callbacks: { label: (c) => fmt.money(c.parsed.y) } } },
-          scales: { y: { ticks: { callback: (v) => fmt.compactMoney(v) } },
+          scales: { y: { ticks: { callback: (v) => fmt.dollars(v) } },
             x: { ticks: { maxTicksLimit: 12 } } },
         },
       });
