@@ -8,7 +8,9 @@ window.SF = (() => {
     style: "currency", currency: "USD", notation: "compact", maximumFractionDigits: 2,
   });
   const whole = new Intl.NumberFormat("en-US", { maximumFractionDigits: 0 });
-  const dollars = new Intl.NumberFormat("en-US", { style: "currency", currency: "USD", maximumFractionDigits: 0 });
+  const dollars = new Intl.NumberFormat("en-US", {
+    style: "currency", currency: "USD", minimumFractionDigits: 0, maximumFractionDigits: 0,
+  });
   const decimal = new Intl.NumberFormat("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
   const percent = new Intl.NumberFormat("en-US", {
     style: "percent", minimumFractionDigits: 1, maximumFractionDigits: 1,
