@@ -1,19 +1,19 @@
 """Every user's holdings and cash rebuilt from the archive with the stream's own accounting rule
 (`stockafolio.accounting.apply_batch`, integer cents, average cost), vectorised per group of users.
 
-Trades are hashed by user into groups; each group's trades (all of them, every day) go to one pandas
-call of `apply_batch` on an empty prior state. A user's trades are never split between groups, so the
+Trades are hash-partitioned by user into groups; each group's trades (all of them, every day) go to one
+pandas call of `apply_batch` on an empty prior state. A user's trades are never split between groups, so the
 result is exactly the stream's state after the same trades, whatever order they arrive in.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from functools import partial
 
 import numpy as np
 import pandas as pd
 from pyspark.sql import DataFrame
-from pyspark.sql import functions as F
 
 from stockafolio.accounting import TRADE_COLUMNS, apply_batch, empty_cash, empty_holdings
 
@@ -53,11 +53,14 @@ def rebuild_group(frame: pd.DataFrame, opening_cash_cents=0) -> pd.DataFrame:
 
 
 def rebuild(trades: DataFrame, groups: int, opening_cash_cents=0) -> DataFrame:
-    """Spark: the rebuilt state of every user in `trades` (REBUILT_DDL), one pandas call per group."""
-    keyed = trades.select(*TRADE_COLUMNS).withColumn("group", F.pmod(F.xxhash64("user_id"), F.lit(groups)))
-    fn = partial(_group_call, opening_cash_cents=opening_cash_cents)
-    return keyed.groupBy("group").applyInPandas(fn, REBUILT_DDL)
+    """Spark: the rebuilt state of every user in `trades` (REBUILT_DDL). Trades are hash-partitioned by
+    user into `groups` partitions (no sort), and each partition is one pandas call of `rebuild_group`
+    (`mapInPandas` over the whole partition), so a user's trades are always together."""
+    fn = partial(_partition_call, opening_cash_cents=opening_cash_cents)
+    return trades.select(*TRADE_COLUMNS).repartition(groups, "user_id").mapInPandas(fn, REBUILT_DDL)
 
 
-def _group_call(frame: pd.DataFrame, opening_cash_cents) -> pd.DataFrame:
-    return rebuild_group(frame.drop(columns="group"), opening_cash_cents)
+def _partition_call(batches: Iterator[pd.DataFrame], opening_cash_cents) -> Iterator[pd.DataFrame]:
+    frames = list(batches)
+    if frames:
+        yield rebuild_group(pd.concat(frames, ignore_index=True), opening_cash_cents)

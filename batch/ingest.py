@@ -115,6 +115,10 @@ def ingest(spark: SparkSession, settings: BatchSettings, symbols: Iterable[str])
     size = sum(b for _, b in objects)
     files = Files(spark)
     staged = files.staging(settings, "ingest")
+    # one open file per kind (curated, rejects) in each task instead of sorting every row by kind
+    # (Spark 3.4+ plans the sort into the write unless planned writes are off)
+    spark.conf.set("spark.sql.maxConcurrentOutputFileWriters", "2")
+    spark.conf.set("spark.sql.optimizer.plannedWrite.enabled", "false")
     try:
         marked = mark_duplicates(with_reason(read_day(spark, settings), settings.day, symbols))
         valid = F.col("reason").isNull()

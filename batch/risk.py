@@ -14,14 +14,13 @@ those k largest losses. Money is in dollars (risk figures are model outputs, not
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from pyspark.sql import DataFrame
-from pyspark.sql import functions as F
 
 from batch.settings import BatchError
 from stockafolio.errors import ConfigError
@@ -126,15 +125,17 @@ def hist_var_group(positions: pd.DataFrame, symbols: tuple[str, ...], returns: n
 
 
 def hist_var(positions: DataFrame, history: History, groups: int) -> DataFrame:
-    """Spark: HIST_DDL per user of `positions` (user_id, symbol, value), one pandas call per group."""
+    """Spark: HIST_DDL per user of `positions` (user_id, symbol, value): positions hash-partitioned by
+    user into `groups` partitions, one pandas call per partition (`mapInPandas`, no sort)."""
     symbols, returns = history.symbols, history.returns
 
-    def call(frame: pd.DataFrame) -> pd.DataFrame:
-        return hist_var_group(frame, symbols, returns)
+    def call(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        frames = list(batches)
+        if frames:
+            yield hist_var_group(pd.concat(frames, ignore_index=True), symbols, returns)
 
-    keyed = positions.select("user_id", "symbol", "value").withColumn(
-        "group", F.pmod(F.xxhash64("user_id"), F.lit(groups)))
-    return keyed.groupBy("group").applyInPandas(lambda f: call(f.drop(columns="group")), HIST_DDL)
+    return positions.select("user_id", "symbol", "value").repartition(groups, "user_id").mapInPandas(
+        call, HIST_DDL)
 
 
 def model_files(history: History) -> dict[str, bytes]:
