@@ -42,7 +42,6 @@
   function onPortfolio(ev) {
     if (!state.portfolio) return;
     Object.assign(state.portfolio, { totals: ev.totals, risk: ev.risk, as_of: ev.as_of });
-    upsertEquityPoint(ev.totals);
     if (ev.last_batch_id !== state.lastBatch) {
       state.lastBatch = ev.last_batch_id;
       document.body.dataset.lastBatch = String(ev.last_batch_id);
@@ -68,7 +67,6 @@
     t.market_value += delta; t.equity += delta; t.unrealized_pnl += delta; t.day_pnl += delta;
     for (const h of p.holdings) h.weight = t.market_value ? h.market_value / t.market_value : 0;
     p.as_of = ev.as_of || p.as_of;
-    upsertEquityPoint(t);
     render();
   }
 
@@ -95,6 +93,7 @@
     drawRisk(p.risk);
     drawHoldings(p.holdings);
     drawTrades(state.trades);
+    upsertEquityPoint(p.totals);   // the curve ends at the value shown in the cards
     drawEquity();
     drawSectors();
   }
