@@ -236,4 +236,5 @@ def test_nginx_spreads_over_both_web_hosts_sticky(run: dict) -> None:
         assert "ip_hash;" in upstream
         assert re.findall(r"server (\S+) ", upstream) == [f"{addr['web-1']}:8001", f"{addr['web-2']}:8001"]
         assert f"listen {addr[host]}:8000;" in site and "real_ip_header X-Forwarded-For;" in site
-        assert "stockafolio-webapp.service" in files[host]
+        unit = files[host]["stockafolio-webapp.service"]
+        assert f'"--host" "{addr[host]}" "--port" "8001"' in unit and '"--secure-cookies"' in unit
