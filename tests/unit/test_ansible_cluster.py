@@ -165,7 +165,8 @@ def _tasks(path: Path) -> list[dict[str, Any]]:
 
 
 def test_tasks_that_write_credentials_hide_them() -> None:
-    credential_files = re.compile(r"jaas|admin\.properties|auth\.json|\.env\b|spark_job|_password|webapp_secret_key|vault_")
+    credential_files = re.compile(
+        r"jaas|admin\.properties|auth\.json|\.env\b|spark_job|_password|webapp_secret_key|vault_")
     checked = 0
     for path in ROLES.glob("*/tasks/*.yml"):
         for task in _tasks(path):
