@@ -33,6 +33,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from stockafolio.argtypes import positive_int as positive
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
@@ -92,15 +94,6 @@ def parser() -> argparse.ArgumentParser:
                         "DIR/firm-dashboard.png (headless chromium), e.g. docs/screenshots")
     return p
 
-
-def positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
-    return value
 
 
 def load_accounts(path: Path) -> list[dict]:

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from stack import services
 from stack.config import StackConfig
+from stockafolio.argtypes import positive_int
 from stockafolio.errors import StockafolioError
 
 LOCAL_REPLICATION = {"class": "SimpleStrategy", "replication_factor": 1}
@@ -42,14 +43,14 @@ def _parser() -> argparse.ArgumentParser:
         "run", help="install what is missing, start the stack and the pipeline",
         description="Provision and start Kafka, Cassandra, HDFS and MinIO, apply the schema, then "
                     "start the streaming job and the generator (the pipeline).")
-    cmd.add_argument("--rate", type=_positive_int, default=1000,
+    cmd.add_argument("--rate", type=positive_int, default=1000,
                      help="generator trades per second (default 1000: what the streaming job "
                           "currently sustains here with headroom; see streaming/README.md)")
-    cmd.add_argument("--users", type=_positive_int, default=100_000,
+    cmd.add_argument("--users", type=positive_int, default=100_000,
                      help="simulated users (default 100000)")
     cmd.add_argument("--speed", type=float, default=1.0,
                      help="simulated seconds per wall second (default 1)")
-    cmd.add_argument("--web-port", type=_positive_int, default=8000,
+    cmd.add_argument("--web-port", type=positive_int, default=8000,
                      help="port of the web app on 127.0.0.1 (default 8000)")
     cmd.add_argument("--no-pipeline", action="store_true",
                      help="start only the services, not the streaming job, generator and web app")
@@ -81,15 +82,6 @@ def cmd_provision(cfg: StackConfig, args: argparse.Namespace) -> int:
     services.provision(cfg, tags=args.tags)
     return 0
 
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
-    return value
 
 
 def cmd_run(cfg: StackConfig, args: argparse.Namespace) -> int:

@@ -17,6 +17,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from stockafolio.argtypes import positive_int as _positive
 from stockafolio.errors import StockafolioError
 from stockafolio.settings import Endpoints, default_keyspace, default_var_dir
 
@@ -172,15 +173,6 @@ def _read_password() -> str:
         return first
     return sys.stdin.readline().rstrip("\n")
 
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
-    return value
 
 
 def _port(text: str) -> int:
