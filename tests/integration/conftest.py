@@ -6,9 +6,11 @@ import os
 from collections.abc import Iterator
 
 import pytest
+from confluent_kafka.admin import AdminClient, NewTopic
 
-from stockafolio import cql
-from stockafolio.settings import Endpoints
+from stack.cli import LOCAL_REPLICATION
+from stockafolio import cql, migrations
+from stockafolio.settings import REPO, Endpoints
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -41,3 +43,26 @@ def drop_topics(admin, names: list[str]) -> None:
     """Delete topics and wait for it: an unawaited delete is dropped with the client."""
     for future in admin.delete_topics(list(names)).values():
         future.result(30)
+
+
+def create_topics(endpoints: Endpoints, names: list[str], partitions: int = 2) -> AdminClient:
+    """Create topics and wait until the broker has them; returns the admin client for drop_topics."""
+    admin = AdminClient({"bootstrap.servers": endpoints.kafka.bootstrap_servers})
+    for future in admin.create_topics([NewTopic(t, num_partitions=partitions, replication_factor=1)
+                                       for t in names]).values():
+        future.result(30)
+    return admin
+
+
+def migrate_keyspace(session, name: str) -> str:
+    """A keyspace with every migration applied, as `run` would leave it."""
+    migrations.apply(session, name, migrations.load(REPO / "cassandra" / "migrations"), LOCAL_REPLICATION)
+    return name
+
+
+@pytest.fixture()
+def keyspace(cassandra_session, unique: str) -> Iterator[str]:
+    """A fresh, migrated keyspace for one test, dropped afterwards."""
+    ks = migrate_keyspace(cassandra_session, f"{unique}_ks"[:48])
+    yield ks
+    cassandra_session.execute(f"DROP KEYSPACE IF EXISTS {ks}")

@@ -21,19 +21,18 @@ import numpy as np
 import pandas as pd
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient
 
 from generator.clock import SessionClock
 from generator.market import Market
 from generator.trades import TradeGenerator
 from stack import process, services
-from stack.cli import LOCAL_REPLICATION
-from stockafolio import accounting, cash, cql, migrations
+from stockafolio import accounting, cash, cql
 from stockafolio.records import decode_trade, encode
 from stockafolio.reference import load_factor_model, load_universe
 from stockafolio.settings import Endpoints
 from streaming import health
-from tests.integration.conftest import drop_topics
+from tests.integration.conftest import create_topics, drop_topics, migrate_keyspace
 from tests.unit.generator.conftest import DAY
 
 REPO = Path(__file__).resolve().parents[2]
@@ -73,13 +72,8 @@ class Job:
 @pytest.fixture()
 def names(endpoints: Endpoints, cassandra_session, unique: str) -> Iterator[dict[str, str]]:
     topics = {k: f"{unique}_{k}" for k in ("trades", "prices", "events", "dead")}
-    admin = AdminClient({"bootstrap.servers": endpoints.kafka.bootstrap_servers})
-    for future in admin.create_topics([NewTopic(t, num_partitions=PARTITIONS, replication_factor=1)
-                                       for t in topics.values()]).values():
-        future.result(30)
-    ks = f"{unique}_ks"[:48]
-    migrations.apply(cassandra_session, ks, migrations.load(REPO / "cassandra" / "migrations"),
-                     LOCAL_REPLICATION)
+    create_topics(endpoints, list(topics.values()), PARTITIONS)
+    ks = migrate_keyspace(cassandra_session, f"{unique}_ks"[:48])
     yield {**topics, "keyspace": ks}
     drop_topics(AdminClient({"bootstrap.servers": endpoints.kafka.bootstrap_servers}), list(topics.values()))
     with fresh_session(endpoints) as session:  # the shared session may still be reconnecting

@@ -11,14 +11,11 @@ import orjson
 import pandas as pd
 import pytest
 from confluent_kafka import Consumer, Producer
-from confluent_kafka.admin import AdminClient, NewTopic
 
-from stack.cli import LOCAL_REPLICATION
-from stockafolio import migrations
 from stockafolio.records import Trade, encode
 from stockafolio.settings import Endpoints
 from streaming import job
-from tests.integration.conftest import drop_topics
+from tests.integration.conftest import create_topics, drop_topics
 from tests.unit.streaming.test_accounting import reference
 
 REPO = Path(__file__).resolve().parents[2]
@@ -50,21 +47,10 @@ def random_trades(n: int = 240) -> list[Trade]:
 @pytest.fixture()
 def topics(endpoints: Endpoints, unique: str):
     names = {"trades": unique, "dead": f"{unique}_dead", "events": f"{unique}_events"}
-    admin = AdminClient({"bootstrap.servers": endpoints.kafka.bootstrap_servers})
-    for future in admin.create_topics([NewTopic(t, num_partitions=2, replication_factor=1)
-                                       for t in names.values()]).values():
-        future.result(30)
+    admin = create_topics(endpoints, list(names.values()))
     yield names
     drop_topics(admin, list(names.values()))
 
-
-@pytest.fixture()
-def keyspace(cassandra_session, unique: str):
-    ks = f"{unique}_ks"[:48]
-    migrations.apply(cassandra_session, ks, migrations.load(REPO / "cassandra" / "migrations"),
-                     LOCAL_REPLICATION)
-    yield ks
-    cassandra_session.execute(f"DROP KEYSPACE IF EXISTS {ks}")
 
 
 def produce(endpoints: Endpoints, topic: str, trades: list[Trade]) -> None:

@@ -10,14 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from confluent_kafka import Producer
-from confluent_kafka.admin import AdminClient, NewTopic
 
-from stack.cli import LOCAL_REPLICATION
-from stockafolio import migrations
 from stockafolio.records import PriceTick, Trade, encode
 from stockafolio.settings import Endpoints
 from streaming import job
-from tests.integration.conftest import drop_topics
+from tests.integration.conftest import create_topics, drop_topics
 
 REPO = Path(__file__).resolve().parents[2]
 T0 = datetime(2026, 11, 20, 14, 30, 5, tzinfo=UTC)
@@ -27,21 +24,10 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # pyspark
 @pytest.fixture()
 def topics(endpoints: Endpoints, unique: str):
     names = {"trades": unique, "prices": f"{unique}_prices"}
-    admin = AdminClient({"bootstrap.servers": endpoints.kafka.bootstrap_servers})
-    for future in admin.create_topics([NewTopic(t, num_partitions=2, replication_factor=1)
-                                       for t in names.values()]).values():
-        future.result(30)
+    admin = create_topics(endpoints, list(names.values()))
     yield names
     drop_topics(admin, list(names.values()))
 
-
-@pytest.fixture()
-def keyspace(cassandra_session, unique: str):
-    ks = f"{unique}_ks"[:48]
-    migrations.apply(cassandra_session, ks, migrations.load(REPO / "cassandra" / "migrations"),
-                     LOCAL_REPLICATION)
-    yield ks
-    cassandra_session.execute(f"DROP KEYSPACE IF EXISTS {ks}")
 
 
 def make_trades(first_id: int, n: int, start: datetime) -> list[Trade]:
