@@ -33,10 +33,10 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from stockafolio.argtypes import positive_int as positive
-
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from stockafolio.argtypes import positive_int as positive  # noqa: E402  (after the path insert)
 
 RESULTS = REPO / "bench" / "results"
 LOCUSTFILE = REPO / "tests" / "load" / "locustfile.py"
