@@ -37,7 +37,7 @@ from stockafolio.cql import check_identifier
 from stockafolio.errors import StockafolioError
 from stockafolio.reference.model import FactorModel, load_factor_model
 from stockafolio.settings import CassandraEndpoint, Endpoints, default_keyspace, default_var_dir
-from streaming import health, market, state, store
+from streaming import health, market, publish, state, store
 from streaming.parse import SOURCE, parse_trades
 
 LOG = logging.getLogger("streaming.job")
@@ -75,7 +75,8 @@ class JobSettings:
     trades_topic: str = topics.TRADES
     dead_letter_topic: str = topics.TRADES_DEAD_LETTER
     events_topic: str = topics.PORTFOLIO_EVENTS
-    trigger_seconds: float = 2.0
+    trigger_seconds: float = 2.0  # the portfolio and prices queries
+    views_trigger_seconds: float = 10.0  # the market views (per-minute rows): fewer, larger batches
     max_offsets_per_trigger: int = 40_000
     opening_cash_cents: int | None = None  # one amount for every new user; None: the generator's cash
     seed: int = cash.DEFAULT_SEED  # the generator's --seed, from which each user's starting cash derives
@@ -100,17 +101,19 @@ class BatchWriter:
         self.portfolio = store.PortfolioWriter(store.session_for(settings.cassandra), settings.keyspace,
                                                state.HOLDING_OUT, state.TOTALS_OUT)
         self.kafka = health.KafkaEnds(settings.kafka_bootstrap)
+        self.outputs = publish.Outputs(settings.kafka_bootstrap)
+        self.batches = store.RowWriter(self.portfolio.session, settings.keyspace, "batches_by_job",
+                                       _columns(BATCHES_DDL))
         self.previous_start: datetime | None = None
+        self.read_checkpoint = health.hadoop_reader(spark)
 
     def __call__(self, raw: DataFrame, batch_id: int) -> None:
         started = datetime.now(UTC)
-        parsed = parse_trades(raw, self.symbols).persist()
-        try:
-            dead = self._dead_letters(parsed.where(F.col("reason").isNotNull()))
-            trades = parsed.where(F.col("reason").isNull()).select(*TRADE_COLUMNS, "kafka_time").toPandas()
-            touched = self._apply(trades, batch_id, started) if len(trades) else 0
-        finally:
-            parsed.unpersist()
+        rows = collect(parse_trades(raw, self.symbols))  # one Spark job: valid and invalid rows together
+        invalid = rows["reason"].notna()
+        dead = self._dead_letters(rows[invalid])
+        trades = rows.loc[~invalid, [*TRADE_COLUMNS, "kafka_time"]].reset_index(drop=True)
+        touched = self._apply(trades, batch_id, started) if len(trades) else 0
         written = datetime.now(UTC)
         self._health(batch_id, started, len(trades) + dead, dead, touched,
                      health.latency_ms(trades["kafka_time"], written))
@@ -132,23 +135,19 @@ class BatchWriter:
             self._events(rows.totals)
         return len(users)
 
-    def _dead_letters(self, invalid: DataFrame) -> int:
-        payload = F.to_json(F.struct("reason", *SOURCE, F.col("value").alias("raw")))
-        out = invalid.select(F.col("offset").cast("string").alias("key"), payload.alias("value"))
-        count = out.count()
-        if count:
-            self._publish(out, self.settings.dead_letter_topic)
-        return count
+    def _dead_letters(self, invalid: pd.DataFrame) -> int:
+        """`{"reason", "topic", "partition", "offset", "raw"}` per invalid record, keyed by its offset."""
+        if invalid.empty:
+            return 0
+        letters = invalid[["reason", *SOURCE, "raw"]].to_json(orient="records", lines=True).splitlines()
+        keys = invalid["offset"].astype(str)
+        return self.outputs.send(self.settings.dead_letter_topic, zip(keys, letters, strict=True))
 
     def _events(self, totals: pd.DataFrame) -> None:
-        frame = self.spark.createDataFrame(totals[list(EVENT_FIELDS)])
-        out = frame.select(F.col("user_id").cast("string").alias("key"),
-                           F.to_json(F.struct(*EVENT_FIELDS)).alias("value"))
-        self._publish(out, self.settings.events_topic)
-
-    def _publish(self, frame: DataFrame, topic: str) -> None:
-        (frame.write.format("kafka").option("kafka.bootstrap.servers", self.settings.kafka_bootstrap)
-         .option("topic", topic).save())
+        """One JSON event per touched user, keyed by user id (the topic is compacted)."""
+        events = totals[list(EVENT_FIELDS)].to_json(orient="records", lines=True).splitlines()
+        keys = totals["user_id"].astype(str)
+        self.outputs.send(self.settings.events_topic, zip(keys, events, strict=True))
 
     def _health(self, batch_id: int, started: datetime, rows: int, dead: int, touched: int,
                 latency: tuple[float | None, ...]) -> None:
@@ -161,19 +160,33 @@ class BatchWriter:
                "processed_rows_per_second": rows / seconds, "kafka_lag": lag,
                **dict(zip(LATENCY_COLUMNS, latency, strict=True))}
         self.previous_start = started
-        store.upsert(self.spark, pd.DataFrame([row]), BATCHES_DDL, self.settings.keyspace, "batches_by_job")
+        self.batches.write(pd.DataFrame([row]))
         LOG.info("batch %d: %d rows (%d dead letters), %d users in %.2f s, lag %s, latency p99 %s ms",
                  batch_id, rows, dead, touched, seconds, lag, latency[-1])
 
 
     def _lag(self, batch_id: int) -> int | None:
-        """None when Kafka does not answer or the checkpoint is not a local folder (hdfs://...)."""
+        """None when Kafka does not answer or the offsets log cannot be read."""
         try:
-            processed = health.batch_end_offsets(self.settings.checkpoint, batch_id)
+            processed = health.batch_end_offsets(self.settings.checkpoint, batch_id, self.read_checkpoint)
         except OSError:
             return None
         ends = self.kafka.ends(sorted(processed))
         return health.lag(ends, processed) if ends is not None else None
+
+
+def collect(parsed: DataFrame) -> pd.DataFrame:
+    """The parsed batch in the driver, valid and invalid rows in one Spark job (Arrow). Integer trade
+    fields of invalid rows are set to 0 (null would turn the whole column into floats and lose trade
+    ids above 2**53); `raw`, the record's text, is kept for invalid rows only."""
+    ints = {"trade_id", "user_id", "quantity"}
+    fields = [F.coalesce(F.col(c), F.lit(0)).alias(c) if c in ints else F.col(c) for c in TRADE_COLUMNS]
+    raw = F.when(F.col("reason").isNotNull(), F.col("value")).alias("raw")
+    return parsed.select(*fields, "kafka_time", "reason", *SOURCE, raw).toPandas()
+
+
+def _columns(ddl: str) -> list[str]:
+    return [part.split()[0] for part in ddl.split(", ")]
 
 
 class _Steps:
@@ -209,6 +222,7 @@ def start_views(spark: SparkSession, settings: JobSettings, available_now: bool 
     views_store = market.ViewStore(store.session_for(settings.cassandra), settings.keyspace)
     base = settings.market_checkpoint or f"{settings.checkpoint}-market"
     trigger = _trigger(settings, available_now)
+    views_trigger = _trigger(settings, available_now, settings.views_trigger_seconds)
     trades = market.kafka_stream(spark, settings.kafka_bootstrap, settings.trades_topic,
                                  4 * settings.max_offsets_per_trigger)
     prices = market.kafka_stream(spark, settings.kafka_bootstrap, settings.prices_topic, 200_000)
@@ -218,7 +232,7 @@ def start_views(spark: SparkSession, settings: JobSettings, available_now: bool 
     spark.conf.set("spark.sql.shuffle.partitions", "2")
     try:
         minutes = market.start_market(spark, trades, symbols, views_store, f"{base}/trades",
-                                      settings.late_minutes, trigger, f"market-{settings.keyspace}")
+                                      settings.late_minutes, views_trigger, f"market-{settings.keyspace}")
     finally:
         spark.conf.set("spark.sql.shuffle.partitions", previous)
     return [minutes, market.start_prices(prices, views_store, f"{base}/prices", trigger,
@@ -230,8 +244,8 @@ def _configure(spark: SparkSession) -> None:
     spark.conf.set("spark.sql.execution.arrow.pyspark.fallback.enabled", "false")
 
 
-def _trigger(settings: JobSettings, available_now: bool) -> dict:
-    every = f"{settings.trigger_seconds} seconds"
+def _trigger(settings: JobSettings, available_now: bool, seconds: float | None = None) -> dict:
+    every = f"{settings.trigger_seconds if seconds is None else seconds} seconds"
     return {"availableNow": True} if available_now else {"processingTime": every}
 
 
@@ -263,6 +277,7 @@ def _settings(args: argparse.Namespace, endpoints: Endpoints, var: Path) -> JobS
         checkpoint=args.checkpoint or str(var / "data" / "streaming" / "checkpoint"),
         trades_topic=args.trades_topic, prices_topic=args.prices_topic, events_topic=args.events_topic,
         dead_letter_topic=args.dead_letter_topic, trigger_seconds=args.trigger_seconds,
+        views_trigger_seconds=args.views_trigger_seconds,
         max_offsets_per_trigger=args.max_offsets_per_trigger, seed=args.seed, late_minutes=args.late_minutes,
         opening_cash_cents=None if args.opening_cash is None else round(args.opening_cash * 100))
 
@@ -290,7 +305,13 @@ def _parser() -> argparse.ArgumentParser:
                              "them (default: %(default)s)")
     parser.add_argument("--opening-cash", type=float, default=None,
                         help="instead of --seed: the same opening cash for every new user, in dollars")
-    parser.add_argument("--trigger-seconds", type=float, default=2.0, help="(default: %(default)s)")
+    parser.add_argument("--trigger-seconds", type=float, default=2.0,
+                        help="micro-batch interval of the portfolio and prices queries "
+                             "(default: %(default)s)")
+    parser.add_argument("--views-trigger-seconds", type=float, default=10.0,
+                        help="micro-batch interval of the per-minute market views: each batch has a fixed "
+                             "cost, and the firm dashboard's minutes need no 2 s freshness "
+                             "(default: %(default)s)")
     parser.add_argument("--max-offsets-per-trigger", type=_positive, default=40_000,
                         help="trades per portfolio micro-batch at most (default: %(default)s)")
     parser.add_argument("--late-minutes", type=float, default=10.0,

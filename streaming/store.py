@@ -98,6 +98,21 @@ class PortfolioWriter:
         return batches
 
 
+class RowWriter:
+    """Upserts of whole rows into one table through the driver session (small tables, e.g. the batch
+    health row: no Spark job per write)."""
+
+    def __init__(self, session: Session, keyspace: str, name: str, columns: list[str]) -> None:
+        self.session, self.columns = session, columns
+        # keyspace passed check_identifier; name and columns are constants; values are always bound.
+        self.insert = session.prepare(f"INSERT INTO {keyspace}.{name} ({', '.join(columns)}) "  # noqa: S608
+                                      f"VALUES ({', '.join('?' * len(columns))})")
+
+    def write(self, frame: pd.DataFrame) -> None:
+        window = [self.session.execute_async(self.insert, row) for row in values(frame, self.columns)]
+        _wait(window)
+
+
 def _wait(window: list[ResponseFuture]) -> None:
     for future in window:
         future.result()  # raises on a failed write: the micro-batch fails and is replayed
