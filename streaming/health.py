@@ -11,23 +11,46 @@ lag left behind it and the trade-to-Cassandra latency of its trades.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from confluent_kafka import Consumer, KafkaException, TopicPartition
+from py4j.protocol import Py4JJavaError
+from pyspark.sql import SparkSession
 
 PERCENTILES = (50, 95, 99)
 Offsets = dict[tuple[str, int], int]
 
 
-def batch_end_offsets(checkpoint: str, batch_id: int) -> Offsets:
-    """(topic, partition) -> the offset the batch reads up to (exclusive), from Spark's offsets log."""
-    lines = (Path(checkpoint) / "offsets" / str(batch_id)).read_text().splitlines()
+def batch_end_offsets(checkpoint: str, batch_id: int, read: Callable[[str], str] | None = None) -> Offsets:
+    """(topic, partition) -> the offset the batch reads up to (exclusive), from Spark's offsets log.
+    `read` reads a file of the checkpoint (default: a local folder; the job passes `hadoop_reader`, so
+    an hdfs:// or s3a:// checkpoint works too)."""
+    path = f"{checkpoint.rstrip('/')}/offsets/{batch_id}"
+    lines = (read(path) if read else Path(path).read_text()).splitlines()
     sources = json.loads(lines[-1])
     return {(topic, int(p)): int(o) for topic, parts in sources.items() for p, o in parts.items()}
+
+
+def hadoop_reader(spark: SparkSession) -> Callable[[str], str]:
+    """Reads a whole text file through Spark's Hadoop file systems (file:, hdfs:, s3a:), as Spark itself
+    reads its checkpoint; raises OSError when the file cannot be read."""
+    jvm, conf = spark._jvm, spark._jsc.hadoopConfiguration()  # the py4j gateway to the JVM
+
+    def read(path: str) -> str:
+        try:
+            hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
+            stream = hadoop_path.getFileSystem(conf).open(hadoop_path)
+            try:
+                return jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8")
+            finally:
+                stream.close()
+        except Py4JJavaError as exc:
+            raise OSError(f"cannot read {path}: {exc.java_exception}") from None
+    return read
 
 
 def lag(ends: Mapping[tuple[str, int], int], processed: Mapping[tuple[str, int], int]) -> int:

@@ -107,10 +107,20 @@ def test_trades_in_exact_holdings_out(spark, endpoints: Endpoints, cassandra_ses
     expected = reference(frame, opening=OPENING_CENTS)
     assert stored(cassandra_session, keyspace) == expected
 
-    # the whole topic again, from a fresh checkpoint in one batch: every trade is a replay
-    run_job(spark, job.JobSettings(**{**settings.__dict__, "checkpoint": str(tmp_path / "again"),
-                                      "max_offsets_per_trigger": 10_000}))
-    assert stored(cassandra_session, keyspace) == expected
+    # the whole topic again, from a fresh checkpoint in one batch: every trade is a replay. The
+    # checkpoint is on HDFS, as on the cluster: the batch health still finds its end offsets there.
+    again = f"{endpoints.hdfs.url.rstrip('/')}/tmp/stockafolio-tests/{unique}/checkpoint"
+    try:
+        run_job(spark, job.JobSettings(**{**settings.__dict__, "checkpoint": again,
+                                          "max_offsets_per_trigger": 10_000}))
+        assert stored(cassandra_session, keyspace) == expected
+        (health,) = cassandra_session.execute(f"SELECT input_rows, kafka_lag FROM {keyspace}.batches_by_job "  # noqa: S608
+                                              "WHERE job = 'portfolio' AND batch_id = 0")
+        assert (health.input_rows, health.kafka_lag) == (len(trades) + len(MALFORMED), 0)
+    finally:
+        jvm = spark._jvm
+        path = jvm.org.apache.hadoop.fs.Path(again).getParent()
+        path.getFileSystem(spark._jsc.hadoopConfiguration()).delete(path, True)
 
     dead = consume(endpoints, topics["dead"], f"{unique}_d", expected=2 * len(MALFORMED))
     reasons = {d["raw"]: d["reason"].split(":")[0] for d in dead}
