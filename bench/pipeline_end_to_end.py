@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import re
 import signal
 import statistics
 import subprocess
@@ -58,6 +59,29 @@ class Sample:
     load: float = 0.0  # the machine's 1-minute load average (other work shares the cores)
     cpu: dict[str, float] = field(default_factory=dict)  # % of one core
     rss: dict[str, float] = field(default_factory=dict)  # MiB
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One portfolio micro-batch, from `batches_by_job` (written by the job itself)."""
+
+    batch_id: int
+    rows: int
+    seconds: float
+    p50: float | None
+    p95: float | None
+    p99: float | None
+
+
+@dataclass
+class Run:
+    """Everything a report is made of."""
+
+    samples: list[Sample]
+    config: dict[str, str]
+    generator_seconds: float  # how long the generator produced (the window the throughput is taken over)
+    batches: list[Batch] = field(default_factory=list)
+    steps: dict[str, list[float]] = field(default_factory=dict)  # job log: step -> seconds per batch
 
 
 class Components:
@@ -123,7 +147,8 @@ def main(argv: list[str] | None = None) -> int:
         future.result(30)
     started: list[subprocess.Popen] = []
     try:
-        samples, config = _run(args, var, endpoints, session, keyspace, names, checkpoint, started)
+        run_data = _run(args, var, endpoints, session, keyspace, names, checkpoint, started)
+        run_data.batches = _batches(session, keyspace)
     finally:
         for proc in reversed(started):
             _stop(proc)
@@ -133,13 +158,13 @@ def main(argv: list[str] | None = None) -> int:
                     future.result(30)
             session.execute(f"DROP KEYSPACE IF EXISTS {keyspace}")
         cluster.shutdown()
-    _write(args, samples, config)
+    _write(args, run_data)
     return 0
 
 
 def _run(args: argparse.Namespace, var: Path, endpoints: Endpoints, session, keyspace: str,
          names: dict[str, str], checkpoint: Path, started: list[subprocess.Popen]
-         ) -> tuple[list[Sample], dict[str, str]]:
+         ) -> Run:
     env = {**os.environ, "PYTHONPATH": str(REPO), "STOCKAFOLIO_VAR": str(var)}
     logs = var / "log" / "bench"
     logs.mkdir(parents=True, exist_ok=True)
@@ -154,6 +179,7 @@ def _run(args: argparse.Namespace, var: Path, endpoints: Endpoints, session, key
                       "--var", str(var)]
     say(f"starting the streaming job (log {logs / 'streaming.out'}); waiting {args.warmup_seconds:.0f} s "
         "for Spark to start")
+    log_start = (logs / "streaming.out").stat().st_size if (logs / "streaming.out").exists() else 0
     job = _spawn(job_argv, logs / "streaming.out", env)
     started.append(job)
     time.sleep(args.warmup_seconds)
@@ -168,7 +194,27 @@ def _run(args: argparse.Namespace, var: Path, endpoints: Endpoints, session, key
     config = {"rate": f"{args.rate:,}/s", "minutes": str(args.minutes), "users": f"{args.users:,}",
               "partitions": str(args.partitions), "job flags": " ".join(args.job_args) or "(defaults)",
               "cores": str(os.cpu_count()), "started": datetime.now(UTC).isoformat(timespec="seconds")}
-    return samples, config
+    with open(logs / "streaming.out", "rb") as log:
+        log.seek(log_start)
+        steps = step_seconds(log.read().decode("utf-8", "replace"))
+    return Run(samples, config, _generator_seconds(samples, args.minutes * 60), steps=steps)
+
+
+def _generator_seconds(samples: list[Sample], planned: float) -> float:
+    """Up to the last sample that saw the topic grow (the generator's own clock is not visible here)."""
+    growing = [s.t for s in samples if s.produced_rate > 0]
+    return max(growing) if growing else planned
+
+
+STEP = re.compile(r"batch (\d+): ([a-z+ ]+?) (\d+\.\d+) s$", re.MULTILINE)
+
+
+def step_seconds(log: str) -> dict[str, list[float]]:
+    """The job's per-step timings (`streaming.job._Steps` lines): step -> seconds, one per batch."""
+    steps: dict[str, list[float]] = {}
+    for match in STEP.finditer(log):
+        steps.setdefault(match.group(2), []).append(float(match.group(3)))
+    return steps
 
 
 def _sample(args: argparse.Namespace, endpoints: Endpoints, session, keyspace: str, topic: str,
@@ -218,6 +264,14 @@ def _batches_since(session, keyspace: str, batch_id: int) -> list:
                                 (batch_id,)))
 
 
+def _batches(session, keyspace: str) -> list[Batch]:
+    rows = session.execute(f"SELECT batch_id, input_rows, started_at, finished_at, latency_p50_ms, "  # noqa: S608
+                           f"latency_p95_ms, latency_p99_ms FROM {keyspace}.batches_by_job "
+                           "WHERE job = 'portfolio'")
+    return [Batch(r.batch_id, r.input_rows or 0, (r.finished_at - r.started_at).total_seconds(),
+                  r.latency_p50_ms, r.latency_p95_ms, r.latency_p99_ms) for r in rows]
+
+
 def _latency(batches: list) -> tuple[float | None, float | None, float | None]:
     """Over the batches finished since the last sample: median p50, worst p95 and p99."""
     rows = [b for b in batches if b.latency_p99_ms is not None]
@@ -252,29 +306,65 @@ def _stop(proc: subprocess.Popen) -> None:
 # ---------------------------------------------------------------- report
 
 
-def _write(args: argparse.Namespace, samples: list[Sample], config: dict[str, str]) -> None:
+def _write(args: argparse.Namespace, run: Run) -> None:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".svg").write_text(svg(samples))
-    out.with_suffix(".md").write_text(report(samples, config, out.with_suffix(".svg").name))
+    out.with_suffix(".svg").write_text(svg(run.samples))
+    out.with_suffix(".md").write_text(report(run, out.with_suffix(".svg").name))
     say(f"wrote {out.with_suffix('.md')} and {out.with_suffix('.svg')}")
 
 
-def report(samples: list[Sample], config: dict[str, str], plot: str) -> str:
+def throughput(run: Run) -> float:
+    """Trades the job committed per second while the generator produced: the processed counter's rise
+    over that window (batches last longer than a sample, so a median of per-sample rates says nothing)."""
+    window = [s for s in run.samples if s.t <= run.generator_seconds] or run.samples
+    first, last = window[0], window[-1]
+    before = run.samples[run.samples.index(first) - 1] if run.samples.index(first) else None
+    t0, done0 = (before.t, before.processed) if before else (0.0, 0)
+    return (last.processed - done0) / max(last.t - t0, 1e-3)
+
+
+def weighted_median(pairs: list[tuple[float, int]]) -> float | None:
+    """Median of values weighted by their batch's trades (a big batch counts for its trades)."""
+    pairs = sorted((v, w) for v, w in pairs if v is not None and w > 0)
+    total = sum(w for _, w in pairs)
+    if not total:
+        return None
+    seen = 0
+    for value, weight in pairs:
+        seen += weight
+        if seen >= total / 2:
+            return value
+    return pairs[-1][0]
+
+
+def report(run: Run, plot: str) -> str:
+    samples, batches = run.samples, [b for b in run.batches if b.rows]
     lines = ["# Pipeline end to end: generator -> Kafka -> streaming job -> Cassandra", "",
              "Produced by `bench/pipeline_end_to_end.py`; every figure below was measured in this run.", "",
-             "| setting | value |", "|---|---|", *(f"| {k} | {v} |" for k, v in config.items()), ""]
+             "| setting | value |", "|---|---|", *(f"| {k} | {v} |" for k, v in run.config.items()), ""]
     if not samples:
         return "\n".join([*lines, "No sample was taken.", ""])
     steady = [s for s in samples if s.produced_rate > 0] or samples
-    lines += ["## Medians over the run (samples while the generator produced)", "",
-              "| figure | median | max |", "|---|---|---|",
-              *(_row(name, [getattr(s, attr) for s in steady]) for name, attr in (
-                  ("produced trades/s", "produced_rate"), ("processed trades/s", "processed_rate"),
-                  ("consumer lag (trades)", "lag"), ("batch latency p50 ms", "p50"),
-                  ("batch latency p95 ms", "p95"), ("batch latency p99 ms", "p99"),
-                  ("machine load average (1 min, all processes)", "load")))]
-    lines += ["", "| component | CPU % of one core, median | max | RSS MiB, median | max |",
+    produced = statistics.median(s.produced_rate for s in steady)
+    lines += ["## Throughput and lag", "",
+              "| figure | value |", "|---|---|",
+              f"| produced trades/s (median of samples) | {produced:,.0f} |",
+              f"| processed trades/s (committed over the {run.generator_seconds:,.0f} s the generator ran) "
+              f"| {throughput(run):,.0f} |",
+              f"| consumer lag at the end of production (trades) | "
+              f"{_lag_at(samples, run.generator_seconds):,} |",
+              f"| consumer lag, max (trades) | {max(s.lag for s in samples):,} |",
+              f"| machine load average (1 min, all processes), median / max | "
+              f"{statistics.median(s.load for s in steady):.1f} / {max(s.load for s in steady):.1f} |", ""]
+    lines += _batch_section(batches)
+    if run.steps:
+        lines += ["## Where a batch's time goes (the job's own step log)", "",
+                  "| step | batches | median s | max s |", "|---|---|---|---|",
+                  *(f"| {name} | {len(v)} | {statistics.median(v):.2f} | {max(v):.2f} |"
+                    for name, v in run.steps.items()), ""]
+    lines += ["## CPU and memory per component (samples while the generator produced)", "",
+              "| component | CPU % of one core, median | max | RSS MiB, median | max |",
               "|---|---|---|---|---|"]
     for name in sorted({k for s in steady for k in s.cpu}):
         cpu = [s.cpu.get(name, 0.0) for s in steady]
@@ -289,24 +379,50 @@ def report(samples: list[Sample], config: dict[str, str], plot: str) -> str:
         lines.append(f"| {minute} | {statistics.mean(s.produced_rate for s in part):,.0f} | "
                      f"{statistics.mean(s.processed_rate for s in part):,.0f} | {part[-1].lag:,} | "
                      f"{_fmt(max(p99) if p99 else None)} |")
-    lines += ["", "## Verdict", "", *verdict(steady), ""]
+    lines += ["", "## Verdict", "", *verdict(run), ""]
     return "\n".join(lines)
 
 
-def verdict(samples: list[Sample]) -> list[str]:
-    processed = statistics.median(s.processed_rate for s in samples)
-    p99s = [s.p99 for s in samples if s.p99 is not None]
-    worst = max(p99s) if p99s else None
-    half = samples[len(samples) // 2:]
+def _batch_section(batches: list[Batch]) -> list[str]:
+    if not batches:
+        return []
+    under = sum(1 for b in batches if b.p99 is not None and b.p99 < TARGET_P99_MS)
+    lines = ["## Portfolio micro-batches (from `batches_by_job`)", "",
+             f"{len(batches)} batches with trades. Trade-to-Cassandra latency is the time from a trade's "
+             "Kafka append to the end of its batch's Cassandra writes; each batch stores its own "
+             "p50/p95/p99, and the run's figures are the trade-weighted medians of those and the worst "
+             "batch.", "", "| figure | median (trade-weighted) | worst batch |", "|---|---|---|"]
+    for name in ("p50", "p95", "p99"):
+        middle = weighted_median([(getattr(b, name), b.rows) for b in batches])
+        worst = max((getattr(b, name) or 0.0) for b in batches)
+        lines.append(f"| latency {name} ms | {_fmt(middle)} | {_fmt(worst)} |")
+    return [*lines,
+            f"| trades per batch | {statistics.median(b.rows for b in batches):,.0f} | "
+            f"{max(b.rows for b in batches):,} |",
+            f"| batch duration s | {statistics.median(b.seconds for b in batches):.2f} | "
+            f"{max(b.seconds for b in batches):.2f} |", "",
+            f"Batches whose p99 was under {TARGET_P99_MS:,} ms: {under} of {len(batches)}.", ""]
+
+
+def _lag_at(samples: list[Sample], t: float) -> int:
+    before = [s for s in samples if s.t <= t]
+    return (before or samples)[-1].lag
+
+
+def verdict(run: Run) -> list[str]:
+    processed = throughput(run)
+    window = [s for s in run.samples if s.t <= run.generator_seconds] or run.samples
+    half = window[len(window) // 2:]
     growth = (half[-1].lag - half[0].lag) / max(half[-1].t - half[0].t, 1e-3) if len(half) > 1 else 0.0
+    p99 = weighted_median([(b.p99, b.rows) for b in run.batches])
     return [
-        f"- Throughput: median processed {processed:,.0f} trades/s against the target {TARGET_RATE:,}/s: "
+        f"- Throughput: {processed:,.0f} trades/s processed against the target {TARGET_RATE:,}/s: "
         + ("met." if processed >= TARGET_RATE else f"**not met** ({processed / TARGET_RATE:.0%} of it)."),
-        f"- Lag over the second half of the run grew by {growth:,.0f} trades/s: "
+        f"- Lag over the second half of the production window changed by {growth:,.0f} trades/s: "
         + ("bounded." if growth <= 0.02 * max(processed, 1)
            else "**growing**: the job falls behind the input."),
-        f"- Worst per-batch p99 latency {_fmt(worst)} ms against < {TARGET_P99_MS:,} ms: "
-        + ("met." if worst is not None and worst < TARGET_P99_MS else "**not met**."),
+        f"- Trade-to-Cassandra p99 (trade-weighted median of the batches' p99) {_fmt(p99)} ms against "
+        f"< {TARGET_P99_MS:,} ms: " + ("met." if p99 is not None and p99 < TARGET_P99_MS else "**not met**."),
     ]
 
 
