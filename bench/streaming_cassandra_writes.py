@@ -6,8 +6,12 @@ Side by side, medians of `--reps`, in a throwaway keyspace made from the real mi
 the end): (a) the Spark connector writing every row of the touched users (what the job did), (b) the
 driver writing the same rows (prepared statement, `execute_concurrent`), (c) the driver writing only
 the changed rows (~1.2 changed holdings per user + one static-columns row per user), (d) one UNLOGGED
-batch per user (one partition mutation per user) with the same changed rows. Trades/s assume the rows
-are those of one 40,000-trade micro-batch. Writes `bench/results/streaming_cassandra_writes.md`.
+batch per user (one partition mutation per user) with the same changed rows, and the whole write of a
+micro-batch, the other two per-user tables included: (e) (d) plus the connector writing
+`trades_by_user_day` (one row per trade) and `equity_by_user_day` (one row per user), (f) one UNLOGGED
+batch per user holding its `portfolio_by_user` rows, its trades and its equity row (three partitions
+of the same user, one request). Trades/s assume the rows are those of one 40,000-trade micro-batch.
+Writes `bench/results/streaming_cassandra_writes.md`.
 """
 
 from __future__ import annotations
@@ -75,6 +79,25 @@ def statics(users: np.ndarray, rng: np.random.Generator, rep: int) -> pd.DataFra
     return frame
 
 
+def trades(users: np.ndarray, n: int, rng: np.random.Generator, rep: int) -> pd.DataFrame:
+    """`n` trades of `users` (every user at least one), as the job writes them to `trades_by_user_day`."""
+    owner = np.concatenate([users, rng.choice(users, n - len(users))])
+    now = datetime.now(UTC)
+    return pd.DataFrame({"user_id": owner, "day": now.date(),
+                         "trade_id": np.arange(n, dtype="int64") + rep * n + 2**40,
+                         "symbol": rng.choice(["AAPL", "MSFT", "NVDA", "AMZN"], n),
+                         "side": rng.choice(["buy", "sell"], n), "quantity": rng.integers(1, 500, n),
+                         "price": rng.uniform(10, 500, n).round(2), "event_time": now})
+
+
+def equity(users: np.ndarray, rng: np.random.Generator) -> pd.DataFrame:
+    now = datetime.now(UTC)
+    n = len(users)
+    money = {name: rng.integers(0, 10**9, n) for name in ("equity_cents", "market_value_cents", "cash_cents")}
+    return pd.DataFrame({"user_id": users, "day": now.date(), "minute": now.replace(second=0, microsecond=0),
+                         **money, "day_pnl_cents": rng.integers(-10**6, 10**6, n)})
+
+
 def timed(fn: Callable[[], None]) -> float:
     began = time.perf_counter()
     fn()
@@ -96,7 +119,7 @@ def main() -> None:
     os.environ["SPARK_CONF_DIR"] = endpoints.spark.conf_dir
     from pyspark.sql import SparkSession
 
-    from streaming.job import PORTFOLIO_DDL
+    from streaming.job import EQUITY_DDL, PORTFOLIO_DDL, TRADES_DDL
     spark = SparkSession.builder.master(endpoints.spark.master).appName("bench-writes").getOrCreate()
     spark.conf.set("spark.sql.execution.arrow.pyspark.enabled", "true")
     rng = np.random.default_rng(7)
@@ -112,6 +135,17 @@ def main() -> None:
     insert_static = session.prepare(f"INSERT INTO {ks}.portfolio_by_user ({', '.join(static_cols)}) "  # noqa: S608
                                     f"VALUES ({', '.join('?' * len(static_cols))})")
 
+    trade_cols = [c.split()[0] for c in TRADES_DDL.split(", ")]
+    equity_cols = [c.split()[0] for c in EQUITY_DDL.split(", ")]
+    insert_trade = session.prepare(f"INSERT INTO {ks}.trades_by_user_day ({', '.join(trade_cols)}) "  # noqa: S608
+                                   f"VALUES ({', '.join('?' * len(trade_cols))})")
+    insert_equity = session.prepare(f"INSERT INTO {ks}.equity_by_user_day ({', '.join(equity_cols)}) "  # noqa: S608
+                                    f"VALUES ({', '.join('?' * len(equity_cols))})")
+
+    def connector(frame: pd.DataFrame, ddl: str, table: str) -> None:
+        (spark.createDataFrame(frame, ddl).write.format("org.apache.spark.sql.cassandra").mode("append")
+         .options(keyspace=ks, table=table).save())
+
     def tuples(frame: pd.DataFrame, cols: list[str]) -> list[tuple]:
         out = frame[cols].astype(object).where(frame[cols].notna(), None)
         return [tuple(v.to_pydatetime() if isinstance(v, pd.Timestamp) else v for v in row)
@@ -122,7 +156,7 @@ def main() -> None:
                                                        raise_on_first_error=True):
             assert ok, result
 
-    results: dict[str, list[float]] = {k: [] for k in "abcd"}
+    results: dict[str, list[float]] = {k: [] for k in LABELS}
     counts: dict[str, int] = {}
     for rep in range(args.reps):
         full = holdings(users, args.rows, rng, rep).merge(statics(users, rng, rep), on="user_id")
@@ -130,8 +164,11 @@ def main() -> None:
         changed = holdings(users, changed_rows, rng, rep)
         stat = statics(users, rng, rep)
         changed_tuples, static_tuples = tuples(changed, holding_cols), tuples(stat, static_cols)
+        day_trades, day_equity = trades(users, TRADES_PER_BATCH, rng, rep), equity(users, rng)
         counts |= {"a": len(full), "b": len(full), "c": len(changed) + len(stat),
-                   "d": len(changed) + len(stat)}
+                   "d": len(changed) + len(stat),
+                   "e": len(changed) + len(stat) + len(day_trades) + len(day_equity),
+                   "f": len(changed) + len(stat) + len(day_trades) + len(day_equity)}
 
         spark_frame = spark.createDataFrame(full[all_cols], PORTFOLIO_DDL).cache()
         spark_frame.count()
@@ -147,13 +184,15 @@ def main() -> None:
             by_user.setdefault(row[0], []).append(row)
 
         def batches(by_user: dict[int, list[tuple]] = by_user,
-                    static_tuples: list[tuple] = static_tuples) -> None:
+                    static_tuples: list[tuple] = static_tuples, also: dict[int, list] | None = None) -> None:
             window = []
             for row in static_tuples:
                 batch = BatchStatement(batch_type=BatchType.UNLOGGED)
                 batch.add(insert_static, row)
                 for held in by_user.get(row[0], []):
                     batch.add(insert_holding, held)
+                for statement, params in (also or {}).get(row[0], ()):
+                    batch.add(statement, params)
                 window.append(session.execute_async(batch))
                 if len(window) >= CONCURRENCY:
                     for future in window:
@@ -162,7 +201,22 @@ def main() -> None:
             for future in window:
                 future.result()
         results["d"].append(timed(batches))
-        print(f"rep {rep}: " + ", ".join(f"{k} {results[k][-1]:.2f} s" for k in "abcd"), flush=True)
+
+        def whole_by_connector(t: pd.DataFrame = day_trades, e: pd.DataFrame = day_equity) -> None:
+            batches()
+            connector(t[trade_cols], TRADES_DDL, "trades_by_user_day")
+            connector(e[equity_cols], EQUITY_DDL, "equity_by_user_day")
+        results["e"].append(timed(whole_by_connector))
+
+        def whole_per_user(t: pd.DataFrame = day_trades, e: pd.DataFrame = day_equity) -> None:
+            also: dict[int, list] = {}
+            for row in tuples(t, trade_cols):
+                also.setdefault(row[0], []).append((insert_trade, row))
+            for row in tuples(e, equity_cols):
+                also.setdefault(row[0], []).append((insert_equity, row))
+            batches(also=also)
+        results["f"].append(timed(whole_per_user))
+        print(f"rep {rep}: " + ", ".join(f"{k} {results[k][-1]:.2f} s" for k in LABELS), flush=True)
 
     spark.stop()
     session.execute(f"DROP KEYSPACE IF EXISTS {ks}", timeout=60)
@@ -175,6 +229,8 @@ LABELS = {
     "b": "driver, prepared + execute_concurrent, the same rows",
     "c": "driver, changed holdings + one statics row per user",
     "d": "driver, one UNLOGGED batch per user (changed holdings + statics)",
+    "e": "the whole micro-batch: (d), then the connector for trades (1 row/trade) and equity (1 row/user)",
+    "f": "the whole micro-batch: one UNLOGGED batch per user of (d)'s rows + its trades + its equity row",
 }
 
 
@@ -196,7 +252,7 @@ def report(args: argparse.Namespace, results: dict[str, list[float]], counts: di
         lines.append(f"| ({key}) {label} | {counts[key]:,} | {median:.2f} | {counts[key] / median:,.0f} | "
                      f"{TRADES_PER_BATCH / median:,.0f} |")
     lines += ["", "Per rep (s): " + "; ".join(f"({k}) " + ", ".join(f"{v:.2f}" for v in results[k])
-                                             for k in "abcd"), ""]
+                                             for k in LABELS), ""]
     RESULT.write_text("\n".join(lines))
     print("\n".join(lines))
 

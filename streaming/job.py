@@ -99,7 +99,8 @@ class BatchWriter:
         self.spark, self.settings, self.model = spark, settings, model
         self.symbols = list(model.symbols)
         self.portfolio = store.PortfolioWriter(store.session_for(settings.cassandra), settings.keyspace,
-                                               state.HOLDING_OUT, state.TOTALS_OUT)
+                                               state.HOLDING_OUT, state.TOTALS_OUT, _columns(TRADES_DDL),
+                                               _columns(EQUITY_DDL))
         self.kafka = health.KafkaEnds(settings.kafka_bootstrap)
         self.outputs = publish.Outputs(settings.kafka_bootstrap)
         self.batches = store.RowWriter(self.portfolio.session, settings.keyspace, "batches_by_job",
@@ -126,11 +127,8 @@ class BatchWriter:
             prices = store.latest_prices(self.portfolio.session, ks)
         with step("compute"):
             rows = state.build(trades, prior, prices, self.model, batch_id, now, self.settings.opening)
-        with step("write portfolio"):
-            self.portfolio.write(rows.changed, rows.totals)
-        with step("write trades+equity"):
-            store.upsert(self.spark, rows.trades, TRADES_DDL, ks, "trades_by_user_day")
-            store.upsert(self.spark, rows.equity, EQUITY_DDL, ks, "equity_by_user_day")
+        with step("write"):
+            self.portfolio.write(rows.changed, rows.totals, rows.trades, rows.equity)
         with step("events"):
             self._events(rows.totals)
         return len(users)

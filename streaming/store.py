@@ -1,13 +1,13 @@
-"""Cassandra: reads and the trade/equity/health upserts through the Spark connector; the
-`portfolio_by_user` upsert through the Python driver, one UNLOGGED batch (one partition mutation) per
-touched user holding its statics and only the holding rows the micro-batch changed
-(`bench/streaming_cassandra_writes.py` measured this ~2x faster than the connector writing every row)."""
+"""Cassandra: the touched users' partitions read through the Spark connector (a direct join); a
+micro-batch's per-user rows (`portfolio_by_user` statics and changed holdings, `trades_by_user_day`,
+`equity_by_user_day`) written through the Python driver, one UNLOGGED batch per touched user
+(`bench/streaming_cassandra_writes.py` measured this faster than a request per row or the connector);
+small tables (batch health) through the driver too."""
 
 from __future__ import annotations
 
 import atexit
 import functools
-import re
 from collections.abc import Iterable
 
 import pandas as pd
@@ -21,6 +21,7 @@ from stockafolio.settings import CassandraEndpoint
 CASSANDRA = "org.apache.spark.sql.cassandra"
 MARKET = "us"
 IN_FLIGHT = 64  # batches awaiting an answer at once
+STATEMENTS_PER_REQUEST = 30  # rows per UNLOGGED batch: ~3-4 KiB, under Cassandra's 5 KiB warning
 
 
 def table(spark: SparkSession, keyspace: str, name: str) -> DataFrame:
@@ -44,15 +45,6 @@ def latest_prices(session: Session, keyspace: str) -> dict[str, float]:
     return {r.symbol: r.price for r in rows}
 
 
-def upsert(spark: SparkSession, frame: pd.DataFrame, schema: str, keyspace: str, name: str) -> None:
-    """Write `frame` (columns named as in `schema`, a Spark DDL string) into table `name`."""
-    if frame.empty:
-        return
-    columns = re.findall(r"(?:^|,)\s*(\w+)\s", schema)
-    (spark.createDataFrame(frame[columns], schema).write.format(CASSANDRA).mode("append")
-     .options(keyspace=keyspace, table=name).save())
-
-
 @functools.cache
 def session_for(endpoint: CassandraEndpoint) -> Session:
     """One driver session per process (the job's driver process, after Spark started), kept open and
@@ -63,39 +55,55 @@ def session_for(endpoint: CassandraEndpoint) -> Session:
 
 
 class PortfolioWriter:
-    """Absolute upserts of `portfolio_by_user`: per touched user, one UNLOGGED batch of the statics row
-    and the changed holding rows (a single partition, so a single mutation), prepared statements only,
-    at most IN_FLIGHT batches outstanding."""
+    """Absolute upserts of a micro-batch's per-user rows through the driver: per touched user one
+    UNLOGGED batch holding its `portfolio_by_user` statics row and changed holding rows (one partition),
+    its trades of the batch (`trades_by_user_day`) and its equity point (`equity_by_user_day`): three
+    partitions of the same user in one request, where a request per row or a Spark job per table cost
+    more (`bench/results/streaming_cassandra_writes.md`, (e) vs (f)). A user with many trades in one
+    micro-batch gets several requests of at most STATEMENTS_PER_REQUEST statements (Cassandra warns
+    above 5 KiB per batch and refuses above 50 KiB). Prepared statements only; at most IN_FLIGHT
+    requests outstanding."""
 
-    def __init__(self, session: Session, keyspace: str, holding: list[str], statics: list[str]) -> None:
+    def __init__(self, session: Session, keyspace: str, holding: list[str], statics: list[str],
+                 trades: list[str], equity: list[str]) -> None:
         self.session = session
         self.holding, self.statics = ["user_id", "symbol", *holding], ["user_id", *statics]
-        self.insert_holding = self._prepare(keyspace, self.holding)
-        self.insert_statics = self._prepare(keyspace, self.statics)
+        self.trades, self.equity = trades, equity
+        self.insert_holding = self._prepare(keyspace, "portfolio_by_user", self.holding)
+        self.insert_statics = self._prepare(keyspace, "portfolio_by_user", self.statics)
+        self.insert_trade = self._prepare(keyspace, "trades_by_user_day", trades)
+        self.insert_equity = self._prepare(keyspace, "equity_by_user_day", equity)
 
-    def _prepare(self, keyspace: str, columns: list[str]) -> PreparedStatement:
-        # keyspace passed check_identifier and the columns are constants; values are always bound.
-        return self.session.prepare(f"INSERT INTO {keyspace}.portfolio_by_user ({', '.join(columns)}) "  # noqa: S608
+    def _prepare(self, keyspace: str, table: str, columns: list[str]) -> PreparedStatement:
+        # keyspace passed check_identifier; table and columns are constants; values are always bound.
+        return self.session.prepare(f"INSERT INTO {keyspace}.{table} ({', '.join(columns)}) "  # noqa: S608
                                     f"VALUES ({', '.join('?' * len(columns))})")
 
-    def write(self, changed: pd.DataFrame, totals: pd.DataFrame) -> int:
-        """Write `changed` holdings and one statics row per user of `totals`; returns the batch count."""
-        by_user: dict[int, list[tuple]] = {}
-        for row in values(changed, self.holding):
-            by_user.setdefault(row[0], []).append(row)
-        batches = 0
+    def write(self, changed: pd.DataFrame, totals: pd.DataFrame, trades: pd.DataFrame | None = None,
+              equity: pd.DataFrame | None = None) -> int:
+        """Write `changed` holdings, one statics row per user of `totals`, and the users' `trades` and
+        `equity` rows (each with `user_id` first); returns the number of requests."""
+        by_user: dict[int, list[tuple[PreparedStatement, tuple]]] = {}
+        for statement, frame, columns in ((self.insert_holding, changed, self.holding),
+                                          (self.insert_trade, trades, self.trades),
+                                          (self.insert_equity, equity, self.equity)):
+            if frame is not None and len(frame):
+                for row in values(frame, columns):
+                    by_user.setdefault(row[0], []).append((statement, row))
+        requests = 0
         window: list[ResponseFuture] = []
         for row in values(totals, self.statics):
-            batch = BatchStatement(batch_type=BatchType.UNLOGGED)
-            batch.add(self.insert_statics, row)
-            for held in by_user.get(row[0], ()):
-                batch.add(self.insert_holding, held)
-            window.append(self.session.execute_async(batch))
-            batches += 1
-            if len(window) >= IN_FLIGHT:
-                _wait(window)
+            statements = [(self.insert_statics, row), *by_user.get(row[0], ())]
+            for first in range(0, len(statements), STATEMENTS_PER_REQUEST):
+                batch = BatchStatement(batch_type=BatchType.UNLOGGED)
+                for statement, params in statements[first:first + STATEMENTS_PER_REQUEST]:
+                    batch.add(statement, params)
+                window.append(self.session.execute_async(batch))
+                requests += 1
+                if len(window) >= IN_FLIGHT:
+                    _wait(window)
         _wait(window)
-        return batches
+        return requests
 
 
 class RowWriter:

@@ -12,7 +12,8 @@ from streaming.publish import Outputs
 def test_send_raises_when_kafka_never_acknowledges() -> None:
     outputs = Outputs("127.0.0.1:1", {"message.timeout.ms": "1500", "enable.idempotence": False,
                                       "log_level": "0"})
-    with pytest.raises(StockafolioError, match=r"topic events-x at 127\.0\.0\.1:1 failed: .*stockafolio status"):
+    expected = r"topic events-x at 127\.0\.0\.1:1 failed: .*stockafolio status"
+    with pytest.raises(StockafolioError, match=expected):
         outputs.send("events-x", [("1", '{"user_id": 1}'), ("2", '{"user_id": 2}')])
 
 
