@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
+import json
 import os
 import re
 import signal
@@ -129,6 +131,9 @@ def _is_java(p: psutil.Process) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.from_json:
+        _write(args, load_run(Path(args.from_json)))
+        return 0
     var = default_var_dir()
     try:
         endpoints = Endpoints.load(var)
@@ -311,7 +316,31 @@ def _write(args: argparse.Namespace, run: Run) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".svg").write_text(svg(run.samples))
     out.with_suffix(".md").write_text(report(run, out.with_suffix(".svg").name))
-    say(f"wrote {out.with_suffix('.md')} and {out.with_suffix('.svg')}")
+    out.with_suffix(".json").write_text(json.dumps(dataclasses.asdict(run), indent=1) + "\n")
+    say(f"wrote {out.with_suffix('.md')}, {out.with_suffix('.svg')} and the raw figures "
+        f"{out.with_suffix('.json')}")
+
+
+def load_run(path: Path) -> Run:
+    """A run from the .json a previous run wrote (to re-render its report)."""
+    data = json.loads(path.read_text())
+    return Run([Sample(**s) for s in data["samples"]], data["config"], data["generator_seconds"],
+               [Batch(**b) for b in data["batches"]], data["steps"])
+
+
+def cpu_per_trade(run: Run) -> dict[str, float]:
+    """CPU milliseconds per processed trade, per component, over the production window: each sample's
+    CPU % times the time since the previous sample, summed, over the trades committed meanwhile."""
+    window = [s for s in run.samples if s.t <= run.generator_seconds] or run.samples
+    done = window[-1].processed - (run.samples[run.samples.index(window[0]) - 1].processed
+                                   if run.samples.index(window[0]) else 0)
+    seconds: dict[str, float] = {}
+    previous_t = 0.0
+    for sample in window:
+        for name, percent in sample.cpu.items():
+            seconds[name] = seconds.get(name, 0.0) + percent / 100 * (sample.t - previous_t)
+        previous_t = sample.t
+    return {name: 1000 * cpu / done for name, cpu in seconds.items()} if done else {}
 
 
 def throughput(run: Run) -> float:
@@ -363,14 +392,23 @@ def report(run: Run, plot: str) -> str:
                   "| step | batches | median s | max s |", "|---|---|---|---|",
                   *(f"| {name} | {len(v)} | {statistics.median(v):.2f} | {max(v):.2f} |"
                     for name, v in run.steps.items()), ""]
+    per_trade = cpu_per_trade(run)
     lines += ["## CPU and memory per component (samples while the generator produced)", "",
-              "| component | CPU % of one core, median | max | RSS MiB, median | max |",
-              "|---|---|---|---|---|"]
+              "CPU ms per trade: the component's CPU time over the production window divided by the trades "
+              "the job committed in it (the generator and Kafka also work for trades still in the lag).", "",
+              "| component | CPU % of one core, median | max | CPU ms per processed trade | "
+              "RSS MiB, median | max |",
+              "|---|---|---|---|---|---|"]
     for name in sorted({k for s in steady for k in s.cpu}):
         cpu = [s.cpu.get(name, 0.0) for s in steady]
         rss = [s.rss.get(name, 0.0) for s in steady]
         lines.append(f"| {name} | {statistics.median(cpu):.0f} | {max(cpu):.0f} | "
-                     f"{statistics.median(rss):.0f} | {max(rss):.0f} |")
+                     f"{_fmt2(per_trade.get(name))} | {statistics.median(rss):.0f} | {max(rss):.0f} |")
+    if per_trade:
+        total, cores = sum(per_trade.values()), os.cpu_count() or 1
+        lines += [f"| **all** | | | **{total:.2f}** | | |", "",
+                  f"At {total:.2f} CPU ms per trade, {cores} fully used cores would process at most "
+                  f"{1000 * cores / total:,.0f} trades/s (other work on the machine aside)."]
     lines += ["", "## Over time", "", f"![rates and lag]({plot})", "",
               "| minute | produced/s | processed/s | lag at end | worst p99 ms |", "|---|---|---|---|---|"]
     for minute in sorted({int(s.t // 60) for s in samples}):
@@ -431,6 +469,10 @@ def _row(name: str, values: list[float | None]) -> str:
     if not present:
         return f"| {name} | n/a | n/a |"
     return f"| {name} | {statistics.median(present):,.0f} | {max(present):,.0f} |"
+
+
+def _fmt2(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
 
 
 def _fmt(value: float | None) -> str:
@@ -498,6 +540,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", default=str(REPO / "bench" / "results" / "pipeline_end_to_end"),
                         help="report path without suffix: writes .md and .svg (%(default)s)")
     parser.add_argument("--keep", action="store_true", help="keep the keyspace and topics")
+    parser.add_argument("--from-json", metavar="RUN_JSON",
+                        help="run nothing: re-render the report of a previous run from its .json")
     parser.add_argument("--job-arg", dest="job_args", action="append", default=[],
                         help="extra flag for streaming.job, repeatable (e.g. --job-arg=--no-views)")
     return parser

@@ -52,7 +52,7 @@ def test_latency_is_trade_weighted_over_batches_with_the_worst_batch(bench) -> N
     assert "Batches whose p99 was under 3,000 ms: 10 of 10." in text
     assert "p99 (trade-weighted median of the batches' p99) 2,000 ms against < 3,000 ms: met." in text
     assert "| read | 3 | 2.00 | 3.00 |" in text
-    assert "| kafka | 10 | 10 | 600 | 600 |" in text
+    assert "| kafka | 10 | 10 | 0.10 | 600 | 600 |" in text
 
 
 def test_weighted_median_follows_the_trades(bench) -> None:
@@ -78,3 +78,18 @@ def test_step_lines_are_read_from_the_job_log(bench) -> None:
 def test_plot_is_valid_svg_with_three_lines(bench) -> None:
     root = ET.fromstring(bench.svg(run(bench, 1000, 10, 1_000.0).samples))  # noqa: S314 (our own output)
     assert len(root.findall("{http://www.w3.org/2000/svg}polyline")) == 3
+
+
+def test_cpu_per_trade_is_cpu_time_over_trades_committed(bench) -> None:
+    r = run(bench, 1000, 0, 2_000.0)  # kafka at 10 % of a core for 120 s, 120,000 trades committed
+    assert bench.cpu_per_trade(r) == {"kafka": pytest.approx(0.1)}
+    assert "| **all** | | | **0.10** | | |" in bench.report(r, "plot.svg")
+
+
+def test_a_run_re_renders_from_its_json(bench, tmp_path: Path) -> None:
+    r = run(bench, 1000, 0, 2_000.0)
+    args = bench._parser().parse_args(["--out", str(tmp_path / "e2e")])
+    bench._write(args, r)
+    again = bench.load_run(tmp_path / "e2e.json")
+    assert again == r
+    assert bench.report(again, "e2e.svg") == (tmp_path / "e2e.md").read_text()
