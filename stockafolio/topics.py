@@ -4,7 +4,7 @@ Cassandra schema) so that no component depends on broker-side auto-creation."""
 from __future__ import annotations
 
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic
 
 from stockafolio.errors import ServiceUnavailable
 
@@ -14,6 +14,9 @@ TRADES_DEAD_LETTER = "trades-dead-letter"  # malformed trades, with the reason a
 PORTFOLIO_EVENTS = "portfolio-events"      # per-user updates for the web tier
 
 PIPELINE_TOPICS: tuple[str, ...] = (TRADES, PRICES, TRADES_DEAD_LETTER, PORTFOLIO_EVENTS)
+# Per-topic settings at creation. The events topic is log-compacted: it is keyed by user, and only a
+# user's latest event matters to the web tier, so Kafka may drop the older ones.
+TOPIC_CONFIGS: dict[str, dict[str, str]] = {PORTFOLIO_EVENTS: {"cleanup.policy": "compact"}}
 
 
 def ensure_topics(bootstrap: str, names: tuple[str, ...], partitions: int, replication: int) -> list[str]:
@@ -25,7 +28,20 @@ def ensure_topics(bootstrap: str, names: tuple[str, ...], partitions: int, repli
         raise ServiceUnavailable("Kafka", f"{bootstrap}: {exc}") from None
     missing = [n for n in names if n not in existing]
     if missing:
-        futures = admin.create_topics([NewTopic(n, partitions, replication) for n in missing])
+        futures = admin.create_topics([NewTopic(n, partitions, replication, config=TOPIC_CONFIGS.get(n, {}))
+                                       for n in missing])
         for future in futures.values():
             future.result(30)
+    _configure(admin, [n for n in names if n in existing and n in TOPIC_CONFIGS])
     return missing
+
+
+def _configure(admin: AdminClient, names: list[str]) -> None:
+    """Set TOPIC_CONFIGS on topics made before the setting existed (idempotent, other settings kept)."""
+    if not names:
+        return
+    resources = [ConfigResource("topic", n, incremental_configs=[
+        ConfigEntry(key, value, incremental_operation=AlterConfigOpType.SET)
+        for key, value in TOPIC_CONFIGS[n].items()]) for n in names]
+    for future in admin.incremental_alter_configs(resources).values():
+        future.result(30)

@@ -198,3 +198,14 @@ def test_the_cluster_schedules_the_nightly_batch_on_the_spark_master() -> None:
     roles = {r["role"]: r for r in _yaml(ANSIBLE / "cluster.yml")[0]["roles"]}
     assert roles["nightly"]["when"] == "'spark_master' in group_names"
     assert list(roles).index("nightly") > list(roles).index("app")  # it runs from the app's release
+
+
+def test_cluster_topics_match_the_local_ones_and_events_are_compacted() -> None:
+    from stockafolio import topics
+
+    declared = {t["name"]: t for t in _defaults("kafka")["kafka_topics"]}
+    assert set(declared) == set(topics.PIPELINE_TOPICS)
+    for name, settings in topics.TOPIC_CONFIGS.items():
+        assert sorted(declared[name]["config"]) == sorted(f"{k}={v}" for k, v in settings.items())
+    task = (ROLES / "kafka" / "tasks" / "security.yml").read_text()
+    assert "map('regex_replace', '^', '--config=')" in task
