@@ -109,18 +109,20 @@ class BatchWriter:
         self.read_checkpoint = health.hadoop_reader(spark)
 
     def __call__(self, raw: DataFrame, batch_id: int) -> None:
-        started = datetime.now(UTC)
-        rows = collect(parse_trades(raw, self.symbols))  # one Spark job: valid and invalid rows together
+        started, step = datetime.now(UTC), _Steps(batch_id)
+        with step("collect"):  # one Spark job (the Kafka read included): valid and invalid rows together
+            rows = collect(parse_trades(raw, self.symbols))
         invalid = rows["reason"].notna()
         dead = self._dead_letters(rows[invalid])
         trades = rows.loc[~invalid, [*TRADE_COLUMNS, "kafka_time"]].reset_index(drop=True)
-        touched = self._apply(trades, batch_id, started) if len(trades) else 0
+        touched = self._apply(trades, batch_id, started, step) if len(trades) else 0
         written = datetime.now(UTC)
-        self._health(batch_id, started, len(trades) + dead, dead, touched,
-                     health.latency_ms(trades["kafka_time"], written))
+        with step("health"):
+            self._health(batch_id, started, len(trades) + dead, dead, touched,
+                         health.latency_ms(trades["kafka_time"], written))
 
-    def _apply(self, trades: pd.DataFrame, batch_id: int, now: datetime) -> int:
-        ks, step = self.settings.keyspace, _Steps(batch_id)
+    def _apply(self, trades: pd.DataFrame, batch_id: int, now: datetime, step: _Steps) -> int:
+        ks = self.settings.keyspace
         users = sorted(int(u) for u in trades["user_id"].unique())
         with step("read"):
             prior = state.Prior.from_rows(store.portfolios_of(self.spark, ks, users))
