@@ -43,9 +43,10 @@ def _parser() -> argparse.ArgumentParser:
         "run", help="install what is missing, start the stack and the pipeline",
         description="Provision and start Kafka, Cassandra, HDFS and MinIO, apply the schema, then "
                     "start the streaming job and the generator (the pipeline).")
-    cmd.add_argument("--rate", type=positive_int, default=1000,
-                     help="generator trades per second (default 1000: what the streaming job "
-                          "currently sustains here with headroom; see streaming/README.md)")
+    cmd.add_argument("--rate", type=positive_int, default=500,
+                     help="generator trades per second (default 500: the streaming job sustains "
+                          "~1,300/s on 2 cores with everything on, so 500 keeps its lag bounded "
+                          "beside the web app; see bench/results/pipeline_end_to_end_500.md)")
     cmd.add_argument("--users", type=positive_int, default=100_000,
                      help="simulated users (default 100000)")
     cmd.add_argument("--speed", type=float, default=1.0,
