@@ -26,7 +26,7 @@ from generator.archive import (
     runs,
 )
 from stockafolio.errors import ServiceUnavailable, StockafolioError
-from stockafolio.settings import S3Endpoint
+from stockafolio.settings import KafkaAuth, S3Endpoint, kafka_client_config
 
 Say = Callable[[str], None]
 ASSIGN_TIMEOUT_S = 60.0
@@ -46,7 +46,7 @@ class TopicArchiver:
 
     def __init__(self, bootstrap: str, topic: str, group: str, writer: S3Writer, settings: ArchiveSettings,
                  say: Say, on_archived: Callable[[int], None] = lambda n: None,
-                 now: Callable[[], float] = time.monotonic):
+                 now: Callable[[], float] = time.monotonic, auth: KafkaAuth | None = None):
         self.topic, self.writer, self.settings, self._say = topic, writer, settings, say
         self._bootstrap, self._group = bootstrap, group
         self._on_archived, self._now = on_archived, now
@@ -60,6 +60,7 @@ class TopicArchiver:
             "bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False,
             "auto.offset.reset": "earliest", "fetch.max.bytes": 52_428_800,
             "max.partition.fetch.bytes": 8_388_608, "queued.max.messages.kbytes": 262_144,
+            **kafka_client_config(auth),
         })
         self._consumer.subscribe([topic], on_assign=self._assign, on_revoke=self._revoke)
 
@@ -193,6 +194,7 @@ class ArchiverJob:
     group: str
     s3: S3Endpoint
     settings: ArchiveSettings
+    auth: KafkaAuth | None = None
 
 
 def run_in_child(job: ArchiverJob, archived, s3_down, stop) -> None:
@@ -215,7 +217,8 @@ def run_in_child(job: ArchiverJob, archived, s3_down, stop) -> None:
     try:
         writer = S3Writer(job.s3, job.settings, say, on_down=down)
         writer.ensure_bucket()
-        archiver = TopicArchiver(job.bootstrap, job.topic, job.group, writer, job.settings, say, count)
+        archiver = TopicArchiver(job.bootstrap, job.topic, job.group, writer, job.settings, say, count,
+                                 auth=job.auth)
         archiver.run(stop.is_set)
     except StockafolioError as exc:
         say(str(exc))

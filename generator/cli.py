@@ -223,7 +223,7 @@ def _print_summary(summary: Summary) -> int:
 def cmd_live(args: argparse.Namespace, console: Console) -> int:
     endpoints = _endpoints(args)
     kafka = KafkaSettings(endpoints.kafka.bootstrap_servers, args.trades_topic, args.prices_topic,
-                          args.partitions, give_up_s=args.give_up)
+                          args.partitions, give_up_s=args.give_up, auth=endpoints.kafka.auth)
     shape = _shape(args, console)
     settings = LiveSettings(shape, args.rate, args.speed, kafka,
                             None if args.no_archive else _archive_settings(args, endpoints),
@@ -259,7 +259,7 @@ def cmd_archive(args: argparse.Namespace, console: Console) -> int:
     previous = signal.signal(signal.SIGINT, request_stop)
     try:
         archiver = TopicArchiver(endpoints.kafka.bootstrap_servers, args.topic, args.group, writer, archive,
-                                 console.say)
+                                 console.say, auth=endpoints.kafka.auth)
         archived = archiver.run(lambda: stop["now"])
     finally:
         signal.signal(signal.SIGINT, previous)

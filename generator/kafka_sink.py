@@ -23,6 +23,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from stockafolio import topics
 from stockafolio.errors import ServiceUnavailable, StockafolioError
+from stockafolio.settings import KafkaAuth, kafka_client_config
 
 Say = Callable[[str], None]
 _DOWN = {KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT, KafkaError._RESOLVE}
@@ -37,10 +38,15 @@ class KafkaSettings:
     give_up_s: float = 120.0
     linger_ms: int = 25
     compression: str = "zstd"
+    auth: KafkaAuth | None = None  # the cluster's SASL login (None locally)
+
+    def client_config(self) -> dict[str, object]:
+        """What every client of the generator connects with: the brokers and the login."""
+        return {"bootstrap.servers": self.bootstrap, **kafka_client_config(self.auth)}
 
     def producer_config(self) -> dict[str, object]:
         return {
-            "bootstrap.servers": self.bootstrap,
+            **self.client_config(),
             "enable.idempotence": True,  # librdkafka defaults it off
             "acks": "all",
             "linger.ms": self.linger_ms,
@@ -64,7 +70,7 @@ def wait_for_kafka(settings: KafkaSettings, say: Say, now: Callable[[], float] =
                    sleep: Callable[[float], None] = time.sleep) -> None:
     """Block until the cluster answers a metadata request, retrying with exponential backoff and
     saying so; `KafkaDownError` after `settings.give_up_s`."""
-    admin = AdminClient({"bootstrap.servers": settings.bootstrap, "logger": _quiet_logger()})
+    admin = AdminClient({**settings.client_config(), "logger": _quiet_logger()})
     began, delay = now(), 1.0
     while True:
         try:
@@ -84,7 +90,7 @@ def wait_for_kafka(settings: KafkaSettings, say: Say, now: Callable[[], float] =
 def ensure_topics(settings: KafkaSettings, topics: Sequence[str]) -> list[str]:
     """Create those of `topics` that are missing (settings.partitions, replication 1 locally);
     return the ones created."""
-    admin = AdminClient({"bootstrap.servers": settings.bootstrap, "logger": _quiet_logger()})
+    admin = AdminClient({**settings.client_config(), "logger": _quiet_logger()})
     existing = set(admin.list_topics(timeout=10).topics)
     missing = [t for t in topics if t not in existing]
     if not missing:

@@ -163,7 +163,8 @@ def run_live(settings: LiveSettings, market: Market, s3: S3Endpoint, console: Co
     archiver = None
     if settings.archive is not None:
         archiver = _ArchiverProcess(ArchiverJob(settings.kafka.bootstrap, settings.kafka.trades_topic,
-                                                settings.archive_group, s3, settings.archive))
+                                                settings.archive_group, s3, settings.archive,
+                                                settings.kafka.auth))
     try:
         live = _Live(settings, market, console, archiver)
     except BaseException:

@@ -6,6 +6,7 @@ import logging
 import re
 
 from cassandra import ProtocolVersion
+from cassandra.auth import PlainTextAuthProvider
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, NoHostAvailable, Session
 from cassandra.policies import DCAwareRoundRobinPolicy
 from stockafolio.errors import ConfigError, ServiceUnavailable
@@ -28,8 +29,11 @@ def connect(endpoint: CassandraEndpoint, timeout_s: float = 10.0,
     logging.getLogger("cassandra").setLevel(logging.ERROR)
     profile = ExecutionProfile(load_balancing_policy=DCAwareRoundRobinPolicy(local_dc=endpoint.local_dc),
                                request_timeout=timeout_s)
+    login = ({"auth_provider": PlainTextAuthProvider(username=endpoint.username, password=endpoint.password)}
+             if endpoint.username else {})
     cluster = Cluster(
         list(endpoint.contact_points),
+        **login,
         port=endpoint.port,
         protocol_version=ProtocolVersion.V5,
         execution_profiles={EXEC_PROFILE_DEFAULT: profile},

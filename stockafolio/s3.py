@@ -11,9 +11,12 @@ from stockafolio.settings import S3Endpoint
 
 
 def client(endpoint: S3Endpoint):  # -> mypy_boto3_s3.S3Client, left untyped to avoid the stub dep
+    """Keys from the endpoint when it has them (MinIO); without keys boto3's default chain, i.e. the
+    instance profile of an EC2 host (the cluster's `endpoints/s3.json` leaves them empty)."""
+    keys = ({"aws_access_key_id": endpoint.access_key, "aws_secret_access_key": endpoint.secret_key}
+            if endpoint.access_key else {})
     return boto3.client(
-        "s3", endpoint_url=endpoint.endpoint_url, region_name=endpoint.region,
-        aws_access_key_id=endpoint.access_key, aws_secret_access_key=endpoint.secret_key,
+        "s3", endpoint_url=endpoint.endpoint_url or None, region_name=endpoint.region, **keys,
         config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 3},
                       connect_timeout=5, read_timeout=30),
     )

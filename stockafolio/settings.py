@@ -1,20 +1,64 @@
-"""Where the services are. Entry points build an `Endpoints` once (from the files the Ansible roles
-render under `<var>/endpoints/`) and pass it inward; nothing deeper reads files or the environment."""
+"""Where the services are and how to log in. Entry points build an `Endpoints` once (from the files
+the Ansible roles render under `<var>/endpoints/`, and the credentials the cluster's units put in the
+process environment) and pass it inward; nothing deeper reads files or the environment.
+
+Credentials (cluster only; absent locally, where the services run without authentication):
+STOCKAFOLIO_KAFKA_SASL_USERNAME / _PASSWORD (SCRAM-SHA-512 over SASL_PLAINTEXT) and
+STOCKAFOLIO_CASSANDRA_USERNAME / _PASSWORD (PasswordAuthenticator). Passwords never appear in a repr."""
 
 from __future__ import annotations
 
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from stockafolio.errors import ConfigError
 
 
 @dataclass(frozen=True)
+class KafkaAuth:
+    """A SASL/SCRAM-SHA-512 login (the cluster's brokers take nothing else from clients)."""
+
+    username: str
+    password: str = field(repr=False)
+    mechanism: str = "SCRAM-SHA-512"
+    protocol: str = "SASL_PLAINTEXT"
+
+    def client_config(self) -> dict[str, str]:
+        """librdkafka (confluent-kafka) settings."""
+        return {"security.protocol": self.protocol, "sasl.mechanism": self.mechanism,
+                "sasl.username": self.username, "sasl.password": self.password}
+
+    def spark_options(self) -> dict[str, str]:
+        """Spark Kafka source/sink options (the Java client: a JAAS line with quoted values)."""
+        jaas = (f"org.apache.kafka.common.security.scram.ScramLoginModule required "
+                f"username={_jaas_quote(self.username)} password={_jaas_quote(self.password)};")
+        return {"kafka.security.protocol": self.protocol, "kafka.sasl.mechanism": self.mechanism,
+                "kafka.sasl.jaas.config": jaas}
+
+
+def _jaas_quote(value: str) -> str:
+    """A JAAS option value in double quotes (Kafka parses it with Java's StreamTokenizer: backslash
+    escapes a quote or a backslash)."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def kafka_client_config(auth: KafkaAuth | None) -> dict[str, str]:
+    """The librdkafka settings a client adds to log in ({} without authentication)."""
+    return auth.client_config() if auth else {}
+
+
+def spark_kafka_options(auth: KafkaAuth | None) -> dict[str, str]:
+    """The Spark Kafka source/sink options to log in ({} without authentication)."""
+    return auth.spark_options() if auth else {}
+
+
+@dataclass(frozen=True)
 class KafkaEndpoint:
     bootstrap_servers: str
+    auth: KafkaAuth | None = None
 
 
 @dataclass(frozen=True)
@@ -22,6 +66,8 @@ class CassandraEndpoint:
     contact_points: tuple[str, ...]
     port: int
     local_dc: str
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -57,15 +103,19 @@ class Endpoints:
     spark: SparkEndpoint
 
     @classmethod
-    def load(cls, var_dir: Path) -> Endpoints:
-        """Read `<var_dir>/endpoints/*.json`, as rendered by `ansible/local.yml`."""
+    def load(cls, var_dir: Path, env: Mapping[str, str] = os.environ) -> Endpoints:
+        """Read `<var_dir>/endpoints/*.json`, as rendered by `ansible/local.yml` (or the cluster play),
+        and the credentials in `env`."""
         cass = _read(var_dir, "cassandra")
+        kafka_user, cassandra_user = _login(env, "KAFKA_SASL"), _login(env, "CASSANDRA")
         return cls(
-            kafka=KafkaEndpoint(**_read(var_dir, "kafka")),
+            kafka=KafkaEndpoint(**_read(var_dir, "kafka"),
+                                auth=KafkaAuth(*kafka_user) if kafka_user else None),
             cassandra=CassandraEndpoint(
                 contact_points=tuple(cass["contact_points"]),
                 port=int(cass["port"]),
                 local_dc=cass["local_dc"],
+                **({"username": cassandra_user[0], "password": cassandra_user[1]} if cassandra_user else {}),
             ),
             hdfs=HdfsEndpoint(**_read(var_dir, "hdfs")),
             s3=S3Endpoint(**_read(var_dir, "s3")),
@@ -85,6 +135,17 @@ def default_var_dir(env: Mapping[str, str] = os.environ) -> Path:
 def default_keyspace(env: Mapping[str, str] = os.environ) -> str:
     """The Cassandra keyspace of the local stack: $STOCKAFOLIO_KEYSPACE, else stockafolio."""
     return env.get("STOCKAFOLIO_KEYSPACE", "stockafolio")
+
+
+def _login(env: Mapping[str, str], name: str) -> tuple[str, str] | None:
+    """(user, password) from STOCKAFOLIO_<name>_USERNAME / _PASSWORD; None when the user is unset; a
+    user without a password is a configuration error, named."""
+    user, password = env.get(f"STOCKAFOLIO_{name}_USERNAME"), env.get(f"STOCKAFOLIO_{name}_PASSWORD")
+    if not user:
+        return None
+    if not password:
+        raise ConfigError(f"STOCKAFOLIO_{name}_USERNAME is set but STOCKAFOLIO_{name}_PASSWORD is empty")
+    return user, password
 
 
 def _read(var_dir: Path, name: str) -> dict:

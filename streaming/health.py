@@ -21,6 +21,8 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 from py4j.protocol import Py4JJavaError
 from pyspark.sql import SparkSession
 
+from stockafolio.settings import KafkaAuth, kafka_client_config
+
 PERCENTILES = (50, 95, 99)
 Offsets = dict[tuple[str, int], int]
 
@@ -77,9 +79,9 @@ def input_rate(rows: int, started: datetime, previous_start: datetime | None) ->
 class KafkaEnds:
     """End offsets of a topic's partitions (no consumer group, nothing committed)."""
 
-    def __init__(self, bootstrap: str) -> None:
+    def __init__(self, bootstrap: str, auth: KafkaAuth | None = None) -> None:
         self.consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "stockafolio-lag-probe",
-                                  "enable.auto.commit": False})
+                                  "enable.auto.commit": False, **kafka_client_config(auth)})
 
     def ends(self, partitions: list[tuple[str, int]], timeout_s: float = 5.0) -> Offsets | None:
         """None when Kafka does not answer (the batch still records its other figures)."""

@@ -36,7 +36,14 @@ from stockafolio.accounting import TRADE_COLUMNS
 from stockafolio.cql import check_identifier
 from stockafolio.errors import StockafolioError
 from stockafolio.reference.model import FactorModel, load_factor_model
-from stockafolio.settings import CassandraEndpoint, Endpoints, default_keyspace, default_var_dir
+from stockafolio.settings import (
+    CassandraEndpoint,
+    Endpoints,
+    KafkaAuth,
+    default_keyspace,
+    default_var_dir,
+    kafka_client_config,
+)
 from streaming import health, market, publish, state, store
 from streaming.parse import SOURCE, parse_trades
 
@@ -83,6 +90,7 @@ class JobSettings:
     prices_topic: str = topics.PRICES
     market_checkpoint: str | None = None  # the market views' queries (default: <checkpoint>-market)
     late_minutes: float = 10.0  # event-time watermark of the market views
+    kafka_auth: KafkaAuth | None = None  # the cluster's SASL login (None: the local broker, no login)
 
     @property
     def opening(self) -> accounting.Opening:
@@ -101,8 +109,8 @@ class BatchWriter:
         self.portfolio = store.PortfolioWriter(store.session_for(settings.cassandra), settings.keyspace,
                                                state.HOLDING_OUT, state.TOTALS_OUT, _columns(TRADES_DDL),
                                                _columns(EQUITY_DDL))
-        self.kafka = health.KafkaEnds(settings.kafka_bootstrap)
-        self.outputs = publish.Outputs(settings.kafka_bootstrap)
+        self.kafka = health.KafkaEnds(settings.kafka_bootstrap, settings.kafka_auth)
+        self.outputs = publish.Outputs(settings.kafka_bootstrap, kafka_client_config(settings.kafka_auth))
         self.batches = store.RowWriter(self.portfolio.session, settings.keyspace, "batches_by_job",
                                        _columns(BATCHES_DDL))
         self.previous_start: datetime | None = None
@@ -207,7 +215,7 @@ def start(spark: SparkSession, settings: JobSettings, available_now: bool = Fals
     catch-up)."""
     _configure(spark)
     raw = market.kafka_stream(spark, settings.kafka_bootstrap, settings.trades_topic,
-                              settings.max_offsets_per_trigger)
+                              settings.max_offsets_per_trigger, settings.kafka_auth)
     writer = raw.writeStream.foreachBatch(BatchWriter(spark, settings, load_factor_model()))
     trigger = _trigger(settings, available_now)
     return (writer.option("checkpointLocation", settings.checkpoint).trigger(**trigger)
@@ -224,8 +232,9 @@ def start_views(spark: SparkSession, settings: JobSettings, available_now: bool 
     trigger = _trigger(settings, available_now)
     views_trigger = _trigger(settings, available_now, settings.views_trigger_seconds)
     trades = market.kafka_stream(spark, settings.kafka_bootstrap, settings.trades_topic,
-                                 4 * settings.max_offsets_per_trigger)
-    prices = market.kafka_stream(spark, settings.kafka_bootstrap, settings.prices_topic, 200_000)
+                                 4 * settings.max_offsets_per_trigger, settings.kafka_auth)
+    prices = market.kafka_stream(spark, settings.kafka_bootstrap, settings.prices_topic, 200_000,
+                                 settings.kafka_auth)
     symbols = list(load_factor_model().symbols)
     # the aggregation's state: few partitions (fixed at the checkpoint's first start), this query only
     previous = spark.conf.get("spark.sql.shuffle.partitions")
@@ -272,7 +281,8 @@ def main(argv: list[str] | None = None) -> None:
 
 def _settings(args: argparse.Namespace, endpoints: Endpoints, var: Path) -> JobSettings:
     return JobSettings(
-        kafka_bootstrap=endpoints.kafka.bootstrap_servers, cassandra=endpoints.cassandra,
+        kafka_bootstrap=endpoints.kafka.bootstrap_servers, kafka_auth=endpoints.kafka.auth,
+        cassandra=endpoints.cassandra,
         keyspace=check_identifier(args.keyspace or default_keyspace()),
         checkpoint=args.checkpoint or str(var / "data" / "streaming" / "checkpoint"),
         trades_topic=args.trades_topic, prices_topic=args.prices_topic, events_topic=args.events_topic,

@@ -25,6 +25,7 @@ from pyspark.sql.streaming import StreamingQuery
 from cassandra.cluster import Session
 from cassandra.concurrent import execute_concurrent_with_args
 from stockafolio.records import PRICE_SPARK_DDL
+from stockafolio.settings import KafkaAuth, spark_kafka_options
 from streaming import store, views
 from streaming.parse import parse_trades
 
@@ -172,8 +173,10 @@ def query_id(spark: SparkSession, name: str) -> str:
     return ids[0]
 
 
-def kafka_stream(spark: SparkSession, bootstrap: str, topic: str, max_offsets: int) -> DataFrame:
+def kafka_stream(spark: SparkSession, bootstrap: str, topic: str, max_offsets: int,
+                 auth: KafkaAuth | None = None) -> DataFrame:
     return (spark.readStream.format("kafka").option("kafka.bootstrap.servers", bootstrap)
+            .options(**spark_kafka_options(auth))
             .option("subscribe", topic).option("startingOffsets", "earliest")
             .option("maxOffsetsPerTrigger", max_offsets).load())
 

@@ -73,7 +73,8 @@ def build_settings(args: argparse.Namespace, env=os.environ):
                        f"http://127.0.0.1:{args.port}"]))
     return WebSettings(
         keyspace=args.keyspace or default_keyspace(env), cassandra=endpoints.cassandra,
-        kafka_bootstrap=endpoints.kafka.bootstrap_servers, secret_key=secret_key(var / "secrets"),
+        kafka_bootstrap=endpoints.kafka.bootstrap_servers, kafka_auth=endpoints.kafka.auth,
+        secret_key=secret_key(var / "secrets"),
         allowed_origins=origins, vendor_dir=_vendor_dir(env), secure_cookies=args.secure_cookies,
         async_mode="threading",
         **({"events_topic": args.events_topic} if args.events_topic else {}))

@@ -167,8 +167,11 @@ def run_events(settings, pusher: Pusher) -> None:
     """Read `portfolio-events` from its end, on every partition, without committing offsets."""
     from confluent_kafka import OFFSET_END, Consumer, KafkaException, TopicPartition
 
+    from stockafolio.settings import kafka_client_config
+
     consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": "webapp-live",
-                         "enable.auto.commit": False, "enable.partition.eof": False})
+                         "enable.auto.commit": False, "enable.partition.eof": False,
+                         **kafka_client_config(settings.kafka_auth)})
     assigned, next_try = False, 0.0
     while True:
         try:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Literal
 
 from stockafolio import topics
-from stockafolio.settings import CassandraEndpoint
+from stockafolio.settings import CassandraEndpoint, KafkaAuth
 
 AsyncMode = Literal["threading", "gevent"]
 
@@ -29,6 +29,7 @@ class WebSettings:
     cassandra: CassandraEndpoint = field(
         default_factory=lambda: CassandraEndpoint(("127.0.0.1",), 9042, "datacenter1"))
     kafka_bootstrap: str = "127.0.0.1:9092"
+    kafka_auth: KafkaAuth | None = None  # the cluster's SASL login (None: the local broker)
     events_topic: str = topics.PORTFOLIO_EVENTS
     secret_key: str = field(default_factory=lambda: secrets.token_hex(32), repr=False)
     # Origins a Socket.IO connection may come from (the dashboard's own origin).
