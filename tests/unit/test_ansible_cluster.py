@@ -209,3 +209,38 @@ def test_cluster_topics_match_the_local_ones_and_events_are_compacted() -> None:
         assert sorted(declared[name]["config"]) == sorted(f"{k}={v}" for k, v in settings.items())
     task = (ROLES / "kafka" / "tasks" / "security.yml").read_text()
     assert "map('regex_replace', '^', '--config=')" in task
+
+
+def _render_cron(**context: Any) -> str:
+    import shlex
+
+    env = jinja2.Environment(autoescape=False)  # noqa: S701 - renders a shell line, not HTML
+    env.filters["quote"] = shlex.quote
+    template = (ROLES / "nightly" / "templates" / "nightly.cron.j2").read_text()
+    defaults = {"nightly_app_dir": "/opt/app", "nightly_var_dir": "/var/sf", "nightly_python": "/opt/py",
+                "nightly_keyspace": "stockafolio", "nightly_hdfs_root": "/stockafolio",
+                "nightly_sp500_dir": "/data", "nightly_repair": False, "nightly_extra_args": [],
+                "nightly_log_dir": "/var/log/sf", "nightly_env_file": "/var/sf/conf/nightly.env"}
+    return env.from_string(template).render(**{**defaults, **context}).strip()
+
+
+def test_the_nightly_cron_line_sources_its_login_without_showing_it() -> None:
+    cluster = _render_cron(nightly_cassandra_user="stockafolio_batch", nightly_cassandra_password="s3cret")
+    assert cluster.startswith("set -a && . /var/sf/conf/nightly.env && set +a && cd /opt/app && ")
+    assert "s3cret" not in cluster
+    local = _render_cron(nightly_cassandra_user="", nightly_cassandra_password="")
+    assert local.startswith("cd /opt/app && ")
+    tasks = (ROLES / "nightly" / "tasks" / "main.yml").read_text()
+    assert "STOCKAFOLIO_CASSANDRA_PASSWORD={{ nightly_cassandra_password | quote }}" in tasks
+    assert 'mode: "0600"' in tasks and "no_log: true" in tasks
+
+
+@pytest.mark.parametrize(("role", "path"), [("streaming", "tasks/main.yml"), ("generator", "tasks/main.yml"),
+                                            ("webapp", "defaults/main.yml")])
+def test_each_pipeline_unit_gets_the_logins_the_code_reads(role: str, path: str) -> None:
+    text = (ROLES / role / path).read_text()
+    assert "STOCKAFOLIO_KAFKA_SASL_USERNAME:" in text and "STOCKAFOLIO_KAFKA_SASL_PASSWORD:" in text
+    if role != "generator":  # the generator talks to Kafka and S3 only
+        assert "STOCKAFOLIO_CASSANDRA_USERNAME:" in text and "STOCKAFOLIO_CASSANDRA_PASSWORD:" in text
+    assert all("vault_" in line for line in text.splitlines() if "_PASSWORD:" in line
+               and "spark_jobs." not in line)
