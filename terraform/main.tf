@@ -75,6 +75,7 @@ locals {
     { to = "hdfs", from = "spark", from_port = 9864, to_port = 9866, what = "block reads and writes of the batch job" },
     { to = "spark", from = "spark", from_port = 7077, to_port = 7078, what = "master and worker RPC" },
     { to = "spark", from = "spark", from_port = 40000, to_port = 40199, what = "driver, executor and block-manager ports" },
+    { to = "web", from = "web", from_port = 8001, to_port = 8001, what = "nginx on each web host proxies to the app on every web host" },
   ]
 }
 

@@ -387,3 +387,12 @@ def test_the_inventory_groups_hosts_by_the_role_tag(tf: Config) -> None:
     env = jinja2.Environment(autoescape=False)  # noqa: S701 - renders inventory values, not HTML
     for expression in [*inventory["groups"].values(), *inventory["compose"].values()]:
         env.compile_expression(expression)
+
+
+def test_web_hosts_reach_each_others_app_port_for_the_sticky_upstream(tf: Config) -> None:
+    """nginx on every web host lists the app of every web host (ansible/roles/nginx), so the web group
+    must accept the app port from itself, and from nothing else."""
+    defaults = (Path(__file__).resolve().parents[2] / "ansible/roles/webapp/defaults/main.yml").read_text()
+    app_port = yaml.safe_load(defaults)["webapp_port"]
+    into_web = [r for r in tf.locals["intra_rules"] if r["to"] == "web"]
+    assert [(r["from"], r["from_port"], r["to_port"]) for r in into_web] == [("web", app_port, app_port)]
