@@ -69,6 +69,13 @@ class CassandraEndpoint:
     username: str | None = None
     password: str | None = field(default=None, repr=False)
 
+    def spark_conf(self) -> dict[str, str]:
+        """The Spark Cassandra connector's login ({} without authentication)."""
+        if not self.username:
+            return {}
+        return {"spark.cassandra.auth.username": self.username,
+                "spark.cassandra.auth.password": self.password or ""}
+
 
 @dataclass(frozen=True)
 class HdfsEndpoint:

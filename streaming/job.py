@@ -268,7 +268,10 @@ def main(argv: list[str] | None = None) -> None:
     settings = _settings(args, endpoints, var)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     os.environ["SPARK_CONF_DIR"] = endpoints.spark.conf_dir
-    spark = SparkSession.builder.master(endpoints.spark.master).appName("streaming").getOrCreate()
+    builder = SparkSession.builder.master(endpoints.spark.master).appName("streaming")
+    for key, value in endpoints.cassandra.spark_conf().items():  # the cluster's login, if any
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
     queries = [start(spark, settings, available_now=args.available_now)]
     if not args.no_views:
         queries += start_views(spark, settings, available_now=args.available_now)

@@ -106,3 +106,10 @@ def test_s3_without_keys_uses_the_default_chain(monkeypatch) -> None:
     assert "aws_access_key_id" not in seen and seen["endpoint_url"] is None
     s3.client(S3Endpoint("http://127.0.0.1:9000", "us-east-1", "AK", "SK", "archive"))
     assert seen["aws_access_key_id"] == "AK" and seen["endpoint_url"] == "http://127.0.0.1:9000"
+
+
+def test_spark_jobs_give_the_connector_the_same_login() -> None:
+    assert CassandraEndpoint(("c1",), 9042, "dc1").spark_conf() == {}
+    login = CassandraEndpoint(("c1",), 9042, "dc1", "stockafolio_batch", "b-secret").spark_conf()
+    assert login == {"spark.cassandra.auth.username": "stockafolio_batch",
+                     "spark.cassandra.auth.password": "b-secret"}
