@@ -73,8 +73,7 @@ def _context(keyspace: str, cassandra: CassandraEndpoint, bootstrap: str, auth: 
 def process(work: Work, frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
     """`mapInPandas` function: all rows of one partition (valid and invalid, as `job.prepared` gives
     them) -> one summary row."""
-    chunks = [f for f in frames if len(f)]  # an empty partition (or batch) gives no chunk at all
-    rows = pd.concat(chunks, ignore_index=True) if chunks else pd.DataFrame()
+    rows = pd.concat(list(frames), ignore_index=True)
     summary = {"rows": len(rows), "dead_letters": 0, "touched_users": 0, "latency_ms": [],
                **{f"{s}_s": 0.0 for s in STEPS}}
     if len(rows):

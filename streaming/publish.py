@@ -1,11 +1,10 @@
-"""The job's Kafka outputs (dead letters, per-user events), produced where they are computed: in the
-Python worker that handles a partition of a micro-batch (`streaming.partition`).
+"""The job's Kafka outputs (dead letters, per-user events) produced from the driver process.
 
-A partition's outputs are a few thousand small records already in memory (pandas), so producing them
-with one long-lived librdkafka producer per process costs milliseconds, where a Spark Kafka write
-cost a Spark job (planning, a task, a new producer) per output per batch. Delivery is at least once:
-`send` waits until Kafka acknowledged every record (acks=all) and raises otherwise, so the
-micro-batch fails and is replayed, republishing the same records (same keys, same `batch_id`).
+A micro-batch's outputs are a few thousand small records that are already in the driver's memory
+(pandas), so producing them with one long-lived librdkafka producer costs milliseconds, where a Spark
+Kafka write cost a Spark job (planning, a task, a new producer) per output per batch. Delivery is at
+least once: `send` waits until Kafka acknowledged every record (acks=all) and raises otherwise, so
+the micro-batch fails and is replayed, republishing the same records (same keys, same `batch_id`).
 """
 
 from __future__ import annotations
