@@ -65,14 +65,8 @@ def latency_ms(kafka_times: pd.Series, finished: datetime) -> tuple[float | None
     if kafka_times.empty:
         return (None,) * len(PERCENTILES)
     stamps = pd.to_datetime(kafka_times, utc=True)
-    return percentiles((pd.Timestamp(finished) - stamps).dt.total_seconds().to_numpy() * 1000)
-
-
-def percentiles(values_ms: np.ndarray) -> tuple[float | None, ...]:
-    """p50, p95, p99 of latencies already in milliseconds; Nones when there are none."""
-    if not len(values_ms):
-        return (None,) * len(PERCENTILES)
-    return tuple(float(v) for v in np.percentile(values_ms, PERCENTILES))
+    ms = (pd.Timestamp(finished) - stamps).dt.total_seconds().to_numpy() * 1000
+    return tuple(float(v) for v in np.percentile(ms, PERCENTILES))
 
 
 def input_rate(rows: int, started: datetime, previous_start: datetime | None) -> float | None:

@@ -5,10 +5,10 @@
 Kafka offsets live in the Spark checkpoint; every Cassandra write is an upsert of absolute values and
 the accounting skips trades at or below the stored per-position and per-user guards, so re-running a
 micro-batch after a kill -9 (of the job, Kafka or Cassandra) rewrites the same values. Per micro-batch:
-parse in the JVM, repartition the rows by user and, in each partition in the executors
-(`streaming.partition`): invalid records to the dead-letter topic with their reason; the touched users'
-`portfolio_by_user` partitions read, `streaming.state.build` applied, each user's rows written in one
-UNLOGGED request, one event per user published. The driver records the batch's health (Q8).
+parse in the JVM, send invalid records to the dead-letter topic with their reason, collect the valid
+trades to the driver (Arrow), read the touched users' partitions (a direct join), apply
+`streaming.state.build`, write the touched users' changed holdings and statics (one UNLOGGED batch
+per user through the driver), the other tables through the connector, publish one event per touched user.
 Kafka outputs (dead letters, events) are at least once: a replay republishes them with the same
 `batch_id` and offsets, so consumers can drop duplicates.
 """
@@ -19,8 +19,9 @@ import argparse
 import functools
 import logging
 import os
-import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,8 +42,9 @@ from stockafolio.settings import (
     KafkaAuth,
     default_keyspace,
     default_var_dir,
+    kafka_client_config,
 )
-from streaming import health, market, partition, store
+from streaming import health, market, publish, state, store
 from streaming.parse import SOURCE, parse_trades
 
 LOG = logging.getLogger("streaming.job")
@@ -65,6 +67,8 @@ BATCHES_DDL = ("job STRING, batch_id BIGINT, started_at TIMESTAMP, finished_at T
                "dead_letters BIGINT, touched_users BIGINT, input_rows_per_second DOUBLE, "
                "processed_rows_per_second DOUBLE, kafka_lag BIGINT, "
                + ", ".join(f"{c} DOUBLE" for c in LATENCY_COLUMNS))
+EVENT_FIELDS = ("user_id", "equity_cents", "cash_cents", "market_value_total_cents", "day_pnl_cents",
+                "unrealized_pnl_total_cents", "realized_pnl_total_cents", "var_99", "beta", "last_batch_id")
 
 
 @dataclass(frozen=True)
@@ -87,7 +91,6 @@ class JobSettings:
     market_checkpoint: str | None = None  # the market views' queries (default: <checkpoint>-market)
     late_minutes: float = 10.0  # event-time watermark of the market views
     kafka_auth: KafkaAuth | None = None  # the cluster's SASL login (None: the local broker, no login)
-    user_partitions: int | None = None  # partitions of the per-user work (None: Spark's parallelism)
 
     @property
     def opening(self) -> accounting.Opening:
@@ -98,37 +101,61 @@ class JobSettings:
 
 
 class BatchWriter:
-    """The `foreachBatch` function: one call per micro-batch, all state in Cassandra. The per-user
-    work runs in the executors (`streaming.partition`), over the batch repartitioned by user; the
-    driver only plans it and records the batch's health."""
+    """The `foreachBatch` function: one call per micro-batch, all state in Cassandra."""
 
     def __init__(self, spark: SparkSession, settings: JobSettings, model: FactorModel) -> None:
         self.spark, self.settings, self.model = spark, settings, model
         self.symbols = list(model.symbols)
-        self.partitions = settings.user_partitions or spark.sparkContext.defaultParallelism
+        self.portfolio = store.PortfolioWriter(store.session_for(settings.cassandra), settings.keyspace,
+                                               state.HOLDING_OUT, state.TOTALS_OUT, _columns(TRADES_DDL),
+                                               _columns(EQUITY_DDL))
         self.kafka = health.KafkaEnds(settings.kafka_bootstrap, settings.kafka_auth)
-        self.batches = store.RowWriter(store.session_for(settings.cassandra), settings.keyspace,
-                                       "batches_by_job", _columns(BATCHES_DDL))
+        self.outputs = publish.Outputs(settings.kafka_bootstrap, kafka_client_config(settings.kafka_auth))
+        self.batches = store.RowWriter(self.portfolio.session, settings.keyspace, "batches_by_job",
+                                       _columns(BATCHES_DDL))
         self.previous_start: datetime | None = None
         self.read_checkpoint = health.hadoop_reader(spark)
 
     def __call__(self, raw: DataFrame, batch_id: int) -> None:
-        started = datetime.now(UTC)
-        s = self.settings
-        work = partition.Work(s.keyspace, s.cassandra, s.kafka_bootstrap, s.kafka_auth, s.events_topic,
-                              s.dead_letter_topic, s.opening, batch_id, started)
-        began = time.perf_counter()
-        summaries = (prepared(parse_trades(raw, self.symbols)).repartition(self.partitions, "user_id")
-                     .mapInPandas(functools.partial(partition.process, work), partition.SUMMARY_DDL)
-                     .toPandas())
-        elapsed = time.perf_counter() - began
-        rows, dead, touched, latency, steps = partition.combine(summaries)
-        for name, seconds in steps.items():  # the slowest partition's time of each step
-            LOG.info("batch %d: %s %.2f s", batch_id, name, seconds)
-        LOG.info("batch %d: other %.2f s", batch_id, max(0.0, elapsed - sum(steps.values())))
-        began = time.perf_counter()
-        self._health(batch_id, started, rows, dead, touched, health.percentiles(latency))
-        LOG.info("batch %d: health %.2f s", batch_id, time.perf_counter() - began)
+        started, step = datetime.now(UTC), _Steps(batch_id)
+        with step("collect"):  # one Spark job (the Kafka read included): valid and invalid rows together
+            rows = collect(parse_trades(raw, self.symbols))
+        invalid = rows["reason"].notna()
+        dead = self._dead_letters(rows[invalid])
+        trades = rows.loc[~invalid, [*TRADE_COLUMNS, "kafka_time"]].reset_index(drop=True)
+        touched = self._apply(trades, batch_id, started, step) if len(trades) else 0
+        written = datetime.now(UTC)
+        with step("health"):
+            self._health(batch_id, started, len(trades) + dead, dead, touched,
+                         health.latency_ms(trades["kafka_time"], written))
+
+    def _apply(self, trades: pd.DataFrame, batch_id: int, now: datetime, step: _Steps) -> int:
+        ks = self.settings.keyspace
+        users = sorted(int(u) for u in trades["user_id"].unique())
+        with step("read"):
+            prior = state.Prior.from_rows(store.portfolios_of(self.spark, ks, users))
+            prices = store.latest_prices(self.portfolio.session, ks)
+        with step("compute"):
+            rows = state.build(trades, prior, prices, self.model, batch_id, now, self.settings.opening)
+        with step("write"):
+            self.portfolio.write(rows.changed, rows.totals, rows.trades, rows.equity)
+        with step("events"):
+            self._events(rows.totals)
+        return len(users)
+
+    def _dead_letters(self, invalid: pd.DataFrame) -> int:
+        """`{"reason", "topic", "partition", "offset", "raw"}` per invalid record, keyed by its offset."""
+        if invalid.empty:
+            return 0
+        letters = invalid[["reason", *SOURCE, "raw"]].to_json(orient="records", lines=True).splitlines()
+        keys = invalid["offset"].astype(str)
+        return self.outputs.send(self.settings.dead_letter_topic, zip(keys, letters, strict=True))
+
+    def _events(self, totals: pd.DataFrame) -> None:
+        """One JSON event per touched user, keyed by user id (the topic is compacted)."""
+        events = totals[list(EVENT_FIELDS)].to_json(orient="records", lines=True).splitlines()
+        keys = totals["user_id"].astype(str)
+        self.outputs.send(self.settings.events_topic, zip(keys, events, strict=True))
 
     def _health(self, batch_id: int, started: datetime, rows: int, dead: int, touched: int,
                 latency: tuple[float | None, ...]) -> None:
@@ -156,18 +183,31 @@ class BatchWriter:
         return health.lag(ends, processed) if ends is not None else None
 
 
-def prepared(parsed: DataFrame) -> DataFrame:
-    """The parsed batch as the partitions take it: valid and invalid rows together, integer trade
-    fields of invalid rows set to 0 (a null would turn the whole column into floats in pandas and lose
-    trade ids above 2**53), `raw`, the record's text, kept for invalid rows only."""
+def collect(parsed: DataFrame) -> pd.DataFrame:
+    """The parsed batch in the driver, valid and invalid rows in one Spark job (Arrow). Integer trade
+    fields of invalid rows are set to 0 (null would turn the whole column into floats and lose trade
+    ids above 2**53); `raw`, the record's text, is kept for invalid rows only."""
     ints = {"trade_id", "user_id", "quantity"}
     fields = [F.coalesce(F.col(c), F.lit(0)).alias(c) if c in ints else F.col(c) for c in TRADE_COLUMNS]
     raw = F.when(F.col("reason").isNotNull(), F.col("value")).alias("raw")
-    return parsed.select(*fields, "kafka_time", "reason", *SOURCE, raw)
+    return parsed.select(*fields, "kafka_time", "reason", *SOURCE, raw).toPandas()
 
 
 def _columns(ddl: str) -> list[str]:
     return [part.split()[0] for part in ddl.split(", ")]
+
+
+class _Steps:
+    """Logs how long each step of a batch took (the numbers behind the README's figures)."""
+
+    def __init__(self, batch_id: int) -> None:
+        self.batch_id = batch_id
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        began = time.perf_counter()
+        yield
+        LOG.info("batch %d: %s %.2f s", self.batch_id, name, time.perf_counter() - began)
 
 
 def start(spark: SparkSession, settings: JobSettings, available_now: bool = False) -> StreamingQuery:
@@ -228,7 +268,6 @@ def main(argv: list[str] | None = None) -> None:
     settings = _settings(args, endpoints, var)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     os.environ["SPARK_CONF_DIR"] = endpoints.spark.conf_dir
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # the per-user work's workers: this venv
     builder = SparkSession.builder.master(endpoints.spark.master).appName("streaming")
     for key, value in endpoints.cassandra.spark_conf().items():  # the cluster's login, if any
         builder = builder.config(key, value)
@@ -251,7 +290,7 @@ def _settings(args: argparse.Namespace, endpoints: Endpoints, var: Path) -> JobS
         checkpoint=args.checkpoint or str(var / "data" / "streaming" / "checkpoint"),
         trades_topic=args.trades_topic, prices_topic=args.prices_topic, events_topic=args.events_topic,
         dead_letter_topic=args.dead_letter_topic, trigger_seconds=args.trigger_seconds,
-        views_trigger_seconds=args.views_trigger_seconds, user_partitions=args.user_partitions,
+        views_trigger_seconds=args.views_trigger_seconds,
         max_offsets_per_trigger=args.max_offsets_per_trigger, seed=args.seed, late_minutes=args.late_minutes,
         opening_cash_cents=None if args.opening_cash is None else round(args.opening_cash * 100))
 
@@ -291,9 +330,6 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--late-minutes", type=float, default=10.0,
                         help="event-time watermark of the market views: later trades are left out of "
                              "Q5-Q7a (default: %(default)s)")
-    parser.add_argument("--user-partitions", type=_positive, default=None,
-                        help="partitions of a micro-batch's per-user work, each run by an executor "
-                             "(default: Spark's default parallelism, i.e. the executor cores)")
     parser.add_argument("--no-views", action="store_true", help="run the portfolio query only")
     parser.add_argument("--available-now", action="store_true", help="process what is there, then stop")
     return parser

@@ -19,9 +19,6 @@ from streaming import risk
 
 HOLDING_OUT = ["quantity", "cost_basis_cents", "avg_cost", "realized_pnl_cents", "last_price",
                "market_value_cents", "unrealized_pnl_cents", "last_trade_id", "last_trade_time"]
-TRADE_ROW_COLUMNS = ["user_id", "day", "trade_id", "symbol", "side", "quantity", "price", "event_time"]
-EQUITY_ROW_COLUMNS = ["user_id", "day", "minute", "equity_cents", "market_value_cents", "cash_cents",
-                      "day_pnl_cents"]
 TOTALS_OUT = ["cash_cents", "cash_last_trade_id", "market_value_total_cents", "unrealized_pnl_total_cents",
               "realized_pnl_total_cents", "equity_cents", "day", "day_open_equity_cents", "day_pnl_cents",
               *risk.RISK_FIELDS, "sector_weights", "largest_position_weight", "last_batch_id", "updated_at"]

@@ -1,4 +1,4 @@
-"""Cassandra through the Python driver: the touched users' partitions read one request per user; a
+"""Cassandra: the touched users' partitions read through the Spark connector (a direct join); a
 micro-batch's per-user rows (`portfolio_by_user` statics and changed holdings, `trades_by_user_day`,
 `equity_by_user_day`) written through the Python driver, one UNLOGGED batch per touched user
 (`bench/streaming_cassandra_writes.py` measured this faster than a request per row or the connector);
@@ -11,33 +11,30 @@ import functools
 from collections.abc import Iterable
 
 import pandas as pd
+from pyspark.sql import DataFrame, SparkSession
 
 from cassandra.cluster import ResponseFuture, Session
-from cassandra.concurrent import execute_concurrent_with_args
 from cassandra.query import BatchStatement, BatchType, PreparedStatement
 from stockafolio import cql
 from stockafolio.settings import CassandraEndpoint
 
+CASSANDRA = "org.apache.spark.sql.cassandra"
 MARKET = "us"
 IN_FLIGHT = 64  # batches awaiting an answer at once
 STATEMENTS_PER_REQUEST = 30  # rows per UNLOGGED batch: ~3-4 KiB, under Cassandra's 5 KiB warning
 
 
-class PortfolioReader:
-    """Every `portfolio_by_user` row of some users: one prepared single-partition read per user (never
-    a scan), IN_FLIGHT at a time; the frame has the table's columns, also when nothing is stored."""
+def table(spark: SparkSession, keyspace: str, name: str) -> DataFrame:
+    return spark.read.format(CASSANDRA).options(keyspace=keyspace, table=name).load()
 
-    def __init__(self, session: Session, keyspace: str) -> None:
-        self.session = session
-        # keyspace passed check_identifier; the user id is always bound.
-        self.select = session.prepare(f"SELECT * FROM {keyspace}.portfolio_by_user WHERE user_id = ?")  # noqa: S608
-        self.columns = [column[2] for column in self.select.result_metadata]
 
-    def read(self, users: list[int]) -> pd.DataFrame:
-        results = execute_concurrent_with_args(self.session, self.select, [(u,) for u in users],
-                                               concurrency=IN_FLIGHT, raise_on_first_error=True)
-        rows = [tuple(row) for _ok, result in results for row in result]
-        return pd.DataFrame.from_records(rows, columns=self.columns)
+def portfolios_of(spark: SparkSession, keyspace: str, users: list[int]) -> pd.DataFrame:
+    """Every `portfolio_by_user` row of `users`, by a direct join on the partition key (one read per
+    user, never a table scan)."""
+    keys = spark.createDataFrame(pd.DataFrame({"user_id": users}, dtype="int64"))
+    stored = (spark.read.format(CASSANDRA).options(keyspace=keyspace, table="portfolio_by_user")
+              .option("directJoinSetting", "on").load())
+    return keys.join(stored, "user_id").toPandas()
 
 
 def latest_prices(session: Session, keyspace: str) -> dict[str, float]:
