@@ -55,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 1
     accounts = load_accounts(args.accounts_file)
-    result: dict = {"mode": MODES[args.mode], "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    result: dict = {"mode": MODES[args.mode] + (", capacity (no think time)" if args.no_think else ""),
+                    "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
                     "url": args.url, "pipeline": pipeline_state(args.url, accounts),
                     "load_average_1m": round(os.getloadavg()[0], 1)}
     print(f"[{MODES[args.mode]}] pipeline: {result['pipeline']}", flush=True)
@@ -63,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         result["load"] = load_runs(args)
     if args.latency_trades:
         result["latency"] = latency(args)
-    write_results(args.mode, result, args.results)
+    write_results(args.mode + ("-capacity" if args.no_think else ""), result, args.results)
     if args.screenshots:
         screenshots(args.url, accounts, args.screenshots)
     return 0
@@ -82,6 +83,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--users", type=positive, default=30, help="simulated users per run (default %(default)s)")
     p.add_argument("--spawn-rate", type=positive, default=10, help="users started per second (%(default)s)")
     p.add_argument("--seconds", type=positive, default=30, help="length of one run (default %(default)s)")
+    p.add_argument("--no-think", action="store_true",
+                   help="capacity: locust users send their next request at once instead of every 1-3 s "
+                        "(results kept apart from the paced ones)")
     p.add_argument("--skip-load", action="store_true", help="only the latency measurement")
     p.add_argument("--latency-trades", type=int, default=30,
                    help="probe trades for the latency measurement (0: skip it; default %(default)s)")
@@ -158,7 +162,8 @@ def one_run(args: argparse.Namespace, prefix: Path) -> dict:
     argv = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "-H", args.url,
             "-u", str(args.users), "-r", str(args.spawn_rate), "-t", f"{args.seconds}s",
             "--accounts-file", str(args.accounts_file), "--csv", str(prefix), "--only-summary",
-            "--stop-timeout", "5", "--loglevel", "WARNING", "--reset-stats"]
+            "--stop-timeout", "5", "--loglevel", "WARNING", "--reset-stats",
+            *(["--no-think"] if args.no_think else [])]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=args.seconds + 120, check=False)
     if done.returncode != 0:
         print(done.stderr[-2000:], file=sys.stderr)
@@ -318,10 +323,11 @@ def write_results(mode: str, result: dict, md_path: Path) -> None:
 def render(kept: dict) -> str:
     lines = ["# Web app under load", "",
              "Written by `bench/webapp_load.py` (locust, tests/load/locustfile.py: 9 portfolio users to 1",
-             "firm analyst, each waiting 1-3 s between requests; locust runs on the same 2-core machine as",
-             "the web app and the stack). Statistics are reset once every user has logged in (steady",
-             "state). Response times in ms; requests/s and percentiles are medians over the runs.", ""]
-    for mode in ("idle", "running"):
+             "firm analyst, each waiting 1-3 s between requests, or not at all in the capacity runs;",
+             "locust runs on the same 2-core machine as the web app and the stack). Statistics are reset",
+             "once every user has logged in (steady state). Response times in ms; requests/s and",
+             "percentiles are medians over the runs.", ""]
+    for mode in ("idle", "idle-capacity", "running", "running-capacity"):
         r = kept.get(mode)
         if r is None:
             continue

@@ -40,6 +40,8 @@ def _options(parser) -> None:
     parser.add_argument("--accounts-file", default="var/secrets/demo-accounts.json",
                         env_var="STOCKAFOLIO_DEMO_ACCOUNTS",
                         help="JSON list of accounts [{username, password, role, user_id}]")
+    parser.add_argument("--no-think", action="store_true", default=False,
+                        help="no pause between a user's requests: a capacity test, not a dashboard's pace")
     parser.add_argument("--max-fail-ratio", type=float, default=0.01,
                         help="fail the run (exit 1) above this share of failed requests (default 0.01)")
 
@@ -80,7 +82,10 @@ class Dashboard(FastHttpUser):
     abstract = True
     role = "user"
     home = "/me"
-    wait_time = between(1, 3)   # a dashboard re-reads every few seconds, not in a tight loop
+    paced = between(1, 3)   # a dashboard re-reads every few seconds, not in a tight loop
+
+    def wait_time(self) -> float:
+        return 0.0 if self.environment.parsed_options.no_think else self.paced()
 
     def on_start(self) -> None:
         account = random.choice(accounts(self.environment, self.role))
