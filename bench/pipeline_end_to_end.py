@@ -97,10 +97,11 @@ class Components:
         cpu, rss = {}, {}
         for name, pid in self.roots.items():
             procs = self._tree(pid)
-            if name == "streaming":  # the job: its Python driver and its Spark JVM apart
+            if name == "streaming":  # the job: its Python driver, its Spark JVM, its Python workers apart
                 jvm = [p for p in procs if _is_java(p)]
-                python = [p for p in procs if not _is_java(p)]
-                for part, group in (("streaming JVM", jvm), ("streaming Python", python)):
+                workers = [p for p in procs[1:] if not _is_java(p)]  # pyspark daemon and workers
+                for part, group in (("streaming JVM", jvm), ("streaming Python driver", procs[:1]),
+                                    ("streaming Python workers", workers)):
                     cpu[part], rss[part] = self._sum(group)
             else:
                 cpu[name], rss[name] = self._sum(procs)

@@ -19,6 +19,7 @@ import argparse
 import functools
 import logging
 import os
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -91,6 +92,8 @@ class JobSettings:
     market_checkpoint: str | None = None  # the market views' queries (default: <checkpoint>-market)
     late_minutes: float = 10.0  # event-time watermark of the market views
     kafka_auth: KafkaAuth | None = None  # the cluster's SASL login (None: the local broker, no login)
+    executor_write_users: int = 5_000  # batches touching at least this many users write from executors
+    write_partitions: int | None = None  # executor tasks of such a write (None: Spark's parallelism)
 
     @property
     def opening(self) -> accounting.Opening:
@@ -106,9 +109,11 @@ class BatchWriter:
     def __init__(self, spark: SparkSession, settings: JobSettings, model: FactorModel) -> None:
         self.spark, self.settings, self.model = spark, settings, model
         self.symbols = list(model.symbols)
-        self.portfolio = store.PortfolioWriter(store.session_for(settings.cassandra), settings.keyspace,
-                                               state.HOLDING_OUT, state.TOTALS_OUT, _columns(TRADES_DDL),
-                                               _columns(EQUITY_DDL))
+        self.spec = store.WriteSpec(settings.keyspace, settings.cassandra, tuple(state.HOLDING_OUT),
+                                    tuple(state.TOTALS_OUT), tuple(_columns(TRADES_DDL)),
+                                    tuple(_columns(EQUITY_DDL)))
+        self.portfolio = store.PortfolioWriter(store.session_for(settings.cassandra), self.spec)
+        self.partitions = settings.write_partitions or spark.sparkContext.defaultParallelism
         self.kafka = health.KafkaEnds(settings.kafka_bootstrap, settings.kafka_auth)
         self.outputs = publish.Outputs(settings.kafka_bootstrap, kafka_client_config(settings.kafka_auth))
         self.batches = store.RowWriter(self.portfolio.session, settings.keyspace, "batches_by_job",
@@ -138,10 +143,20 @@ class BatchWriter:
         with step("compute"):
             rows = state.build(trades, prior, prices, self.model, batch_id, now, self.settings.opening)
         with step("write"):
-            self.portfolio.write(rows.changed, rows.totals, rows.trades, rows.equity)
+            self._write(store.group_by_user(self.spec, rows.changed, rows.totals, rows.trades, rows.equity))
         with step("events"):
             self._events(rows.totals)
         return len(users)
+
+    def _write(self, users: list[store.UserRows]) -> None:
+        """From the executors (one slice of the users per task, in parallel, each worker with its own
+        session) when the batch is large; from the driver when a Spark job would cost more than it
+        saves."""
+        if len(users) < self.settings.executor_write_users:
+            self.portfolio.send(users)
+            return
+        write = functools.partial(store.write_partition, self.spec)
+        self.spark.sparkContext.parallelize(users, self.partitions).foreachPartition(write)
 
     def _dead_letters(self, invalid: pd.DataFrame) -> int:
         """`{"reason", "topic", "partition", "offset", "raw"}` per invalid record, keyed by its offset."""
@@ -268,6 +283,7 @@ def main(argv: list[str] | None = None) -> None:
     settings = _settings(args, endpoints, var)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     os.environ["SPARK_CONF_DIR"] = endpoints.spark.conf_dir
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # executors' Python workers: this venv
     builder = SparkSession.builder.master(endpoints.spark.master).appName("streaming")
     for key, value in endpoints.cassandra.spark_conf().items():  # the cluster's login, if any
         builder = builder.config(key, value)
@@ -290,7 +306,8 @@ def _settings(args: argparse.Namespace, endpoints: Endpoints, var: Path) -> JobS
         checkpoint=args.checkpoint or str(var / "data" / "streaming" / "checkpoint"),
         trades_topic=args.trades_topic, prices_topic=args.prices_topic, events_topic=args.events_topic,
         dead_letter_topic=args.dead_letter_topic, trigger_seconds=args.trigger_seconds,
-        views_trigger_seconds=args.views_trigger_seconds,
+        views_trigger_seconds=args.views_trigger_seconds, executor_write_users=args.executor_write_users,
+        write_partitions=args.write_partitions,
         max_offsets_per_trigger=args.max_offsets_per_trigger, seed=args.seed, late_minutes=args.late_minutes,
         opening_cash_cents=None if args.opening_cash is None else round(args.opening_cash * 100))
 
@@ -330,6 +347,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--late-minutes", type=float, default=10.0,
                         help="event-time watermark of the market views: later trades are left out of "
                              "Q5-Q7a (default: %(default)s)")
+    parser.add_argument("--executor-write-users", type=_positive, default=5_000,
+                        help="a batch touching at least this many users is written from the executors, "
+                             "in parallel; smaller ones from the driver (default: %(default)s)")
+    parser.add_argument("--write-partitions", type=_positive, default=None,
+                        help="executor tasks of such a write (default: Spark's default parallelism)")
     parser.add_argument("--no-views", action="store_true", help="run the portfolio query only")
     parser.add_argument("--available-now", action="store_true", help="process what is there, then stop")
     return parser

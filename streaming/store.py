@@ -9,6 +9,7 @@ from __future__ import annotations
 import atexit
 import functools
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
@@ -54,25 +55,60 @@ def session_for(endpoint: CassandraEndpoint) -> Session:
     return session
 
 
+STATICS, HOLDING, TRADE, EQUITY = range(4)  # which statement a grouped row goes to
+
+
+@dataclass(frozen=True)
+class WriteSpec:
+    """Where and which columns a micro-batch's per-user rows are written (picklable: executors build
+    their own `PortfolioWriter` from it)."""
+
+    keyspace: str
+    cassandra: CassandraEndpoint
+    holding: tuple[str, ...]  # HOLDING_OUT
+    statics: tuple[str, ...]  # TOTALS_OUT
+    trades: tuple[str, ...]   # trades_by_user_day columns, user_id first
+    equity: tuple[str, ...]   # equity_by_user_day columns, user_id first
+
+    @property
+    def columns(self) -> tuple[list[str], ...]:
+        """Column lists in STATICS, HOLDING, TRADE, EQUITY order, each starting with user_id."""
+        return (["user_id", *self.statics], ["user_id", "symbol", *self.holding], list(self.trades),
+                list(self.equity))
+
+
+UserRows = list[tuple[int, tuple]]  # one user's (kind, values) rows, its statics row first
+
+
+def group_by_user(spec: WriteSpec, changed: pd.DataFrame, totals: pd.DataFrame,
+                  trades: pd.DataFrame | None = None, equity: pd.DataFrame | None = None) -> list[UserRows]:
+    """One list per user of `totals`: its statics row, then its changed holdings, trades and equity
+    point (plain Python values, so the lists can be pickled to the executors)."""
+    columns = spec.columns
+    by_user: dict[int, UserRows] = {}
+    for kind, frame in ((HOLDING, changed), (TRADE, trades), (EQUITY, equity)):
+        if frame is not None and len(frame):
+            for row in values(frame, columns[kind]):
+                by_user.setdefault(row[0], []).append((kind, row))
+    return [[(STATICS, row), *by_user.get(row[0], ())] for row in values(totals, columns[STATICS])]
+
+
 class PortfolioWriter:
-    """Absolute upserts of a micro-batch's per-user rows through the driver: per touched user one
-    UNLOGGED batch holding its `portfolio_by_user` statics row and changed holding rows (one partition),
-    its trades of the batch (`trades_by_user_day`) and its equity point (`equity_by_user_day`): three
-    partitions of the same user in one request, where a request per row or a Spark job per table cost
-    more (`bench/results/streaming_cassandra_writes.md`, (e) vs (f)). A user with many trades in one
+    """Absolute upserts of a micro-batch's per-user rows: per touched user one UNLOGGED batch holding
+    its `portfolio_by_user` statics row and changed holding rows (one partition), its trades of the
+    batch (`trades_by_user_day`) and its equity point (`equity_by_user_day`): three partitions of the
+    same user in one request, where a request per row or a Spark job per table cost more
+    (`bench/results/streaming_cassandra_writes.md`, (e) vs (f)). A user with many trades in one
     micro-batch gets several requests of at most STATEMENTS_PER_REQUEST statements (Cassandra warns
     above 5 KiB per batch and refuses above 50 KiB). Prepared statements only; at most IN_FLIGHT
-    requests outstanding."""
+    requests outstanding. The job runs it in the driver for small batches and in each executor
+    (`write_partition`) for large ones."""
 
-    def __init__(self, session: Session, keyspace: str, holding: list[str], statics: list[str],
-                 trades: list[str], equity: list[str]) -> None:
-        self.session = session
-        self.holding, self.statics = ["user_id", "symbol", *holding], ["user_id", *statics]
-        self.trades, self.equity = trades, equity
-        self.insert_holding = self._prepare(keyspace, "portfolio_by_user", self.holding)
-        self.insert_statics = self._prepare(keyspace, "portfolio_by_user", self.statics)
-        self.insert_trade = self._prepare(keyspace, "trades_by_user_day", trades)
-        self.insert_equity = self._prepare(keyspace, "equity_by_user_day", equity)
+    def __init__(self, session: Session, spec: WriteSpec) -> None:
+        self.session, self.spec = session, spec
+        tables = ("portfolio_by_user", "portfolio_by_user", "trades_by_user_day", "equity_by_user_day")
+        self.statements = [self._prepare(spec.keyspace, table, columns)
+                           for table, columns in zip(tables, spec.columns, strict=True)]
 
     def _prepare(self, keyspace: str, table: str, columns: list[str]) -> PreparedStatement:
         # keyspace passed check_identifier; table and columns are constants; values are always bound.
@@ -81,29 +117,35 @@ class PortfolioWriter:
 
     def write(self, changed: pd.DataFrame, totals: pd.DataFrame, trades: pd.DataFrame | None = None,
               equity: pd.DataFrame | None = None) -> int:
-        """Write `changed` holdings, one statics row per user of `totals`, and the users' `trades` and
-        `equity` rows (each with `user_id` first); returns the number of requests."""
-        by_user: dict[int, list[tuple[PreparedStatement, tuple]]] = {}
-        for statement, frame, columns in ((self.insert_holding, changed, self.holding),
-                                          (self.insert_trade, trades, self.trades),
-                                          (self.insert_equity, equity, self.equity)):
-            if frame is not None and len(frame):
-                for row in values(frame, columns):
-                    by_user.setdefault(row[0], []).append((statement, row))
+        """Group and send (see `group_by_user`); returns the number of requests."""
+        return self.send(group_by_user(self.spec, changed, totals, trades, equity))
+
+    def send(self, users: Iterable[UserRows]) -> int:
+        """One or more UNLOGGED batches per user; returns the number of requests."""
         requests = 0
         window: list[ResponseFuture] = []
-        for row in values(totals, self.statics):
-            statements = [(self.insert_statics, row), *by_user.get(row[0], ())]
-            for first in range(0, len(statements), STATEMENTS_PER_REQUEST):
+        for rows in users:
+            for first in range(0, len(rows), STATEMENTS_PER_REQUEST):
                 batch = BatchStatement(batch_type=BatchType.UNLOGGED)
-                for statement, params in statements[first:first + STATEMENTS_PER_REQUEST]:
-                    batch.add(statement, params)
+                for kind, params in rows[first:first + STATEMENTS_PER_REQUEST]:
+                    batch.add(self.statements[kind], params)
                 window.append(self.session.execute_async(batch))
                 requests += 1
                 if len(window) >= IN_FLIGHT:
                     _wait(window)
         _wait(window)
         return requests
+
+
+@functools.lru_cache(maxsize=4)
+def _executor_writer(spec: WriteSpec) -> PortfolioWriter:
+    return PortfolioWriter(session_for(spec.cassandra), spec)
+
+
+def write_partition(spec: WriteSpec, users: Iterable[UserRows]) -> None:
+    """`foreachPartition` function: write one slice of a batch's users from an executor's Python
+    worker (its session and prepared statements are made once per worker process)."""
+    _executor_writer(spec).send(users)
 
 
 class RowWriter:

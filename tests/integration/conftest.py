@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -32,6 +33,7 @@ def cassandra_session(endpoints: Endpoints) -> Iterator:
 def spark(endpoints: Endpoints) -> Iterator:
     """One local[2] session for the whole run, configured by the spark role's spark-defaults.conf."""
     os.environ["SPARK_CONF_DIR"] = endpoints.spark.conf_dir
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # Python workers (pandas UDFs): this venv
     from pyspark.sql import SparkSession
 
     session = SparkSession.builder.master(endpoints.spark.master).appName("tests").getOrCreate()

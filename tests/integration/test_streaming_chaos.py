@@ -172,7 +172,8 @@ def test_exactly_once_through_kill_9_of_job_kafka_and_cassandra(
     argv = [sys.executable, "-m", "streaming.job", "--keyspace", ks, "--checkpoint", str(checkpoint),
             "--trades-topic", names["trades"], "--prices-topic", names["prices"],
             "--events-topic", names["events"], "--dead-letter-topic", names["dead"], "--seed", str(SEED),
-            "--trigger-seconds", "1", "--max-offsets-per-trigger", "1500"]
+            "--trigger-seconds", "1", "--max-offsets-per-trigger", "1500",
+            "--executor-write-users", "1"]  # the writes from the executors, as large batches do
     env = {**os.environ, "PYTHONPATH": str(REPO), "STOCKAFOLIO_VAR": str(stack_config.var)}
     job = Job(argv, tmp_path / "job.log", env)
     session = cassandra_session

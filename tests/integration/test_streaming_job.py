@@ -100,7 +100,8 @@ def test_trades_in_exact_holdings_out(spark, endpoints: Endpoints, cassandra_ses
                                cassandra=endpoints.cassandra, trades_topic=topics["trades"],
                                dead_letter_topic=topics["dead"],
                                events_topic=topics["events"], max_offsets_per_trigger=60,
-                               opening_cash_cents=OPENING_CENTS)
+                               opening_cash_cents=OPENING_CENTS,
+                               executor_write_users=1)  # every batch written from the executors
     run_job(spark, settings)
 
     frame = pd.DataFrame([t.__dict__ for t in trades])
@@ -112,7 +113,8 @@ def test_trades_in_exact_holdings_out(spark, endpoints: Endpoints, cassandra_ses
     again = f"{endpoints.hdfs.url.rstrip('/')}/tmp/stockafolio-tests/{unique}/checkpoint"
     try:
         run_job(spark, job.JobSettings(**{**settings.__dict__, "checkpoint": again,
-                                          "max_offsets_per_trigger": 10_000}))
+                                          "max_offsets_per_trigger": 10_000,
+                                          "executor_write_users": 10**9}))  # written from the driver
         assert stored(cassandra_session, keyspace) == expected
         (health,) = cassandra_session.execute(f"SELECT input_rows, kafka_lag FROM {keyspace}.batches_by_job "  # noqa: S608
                                               "WHERE job = 'portfolio' AND batch_id = 0")
