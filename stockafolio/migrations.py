@@ -67,7 +67,8 @@ def apply(
 ) -> list[Migration]:
     """Create the keyspace if needed and apply the migrations it has not recorded; return those."""
     ks = check_identifier(keyspace)
-    session.execute(keyspace_ddl(ks, replication))
+    if ks not in session.cluster.metadata.keyspaces:  # CREATE needs a right on all keyspaces, even
+        session.execute(keyspace_ddl(ks, replication))  # with IF NOT EXISTS: the cluster's migrator lacks it
     session.execute(
         f"CREATE TABLE IF NOT EXISTS {ks}.schema_migrations ("
         "version int PRIMARY KEY, name text, checksum text, applied_at timestamp) "

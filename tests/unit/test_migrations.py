@@ -44,3 +44,28 @@ def test_keyspace_ddl_validates_the_name() -> None:
     assert "'replication_factor': '1'" in ddl
     with pytest.raises(ConfigError):
         migrations.keyspace_ddl("x; DROP KEYSPACE y", {"class": "SimpleStrategy"})
+
+
+class _Recorder:
+    """A driver session stand-in that records statements; `keyspaces` is what the cluster reports."""
+
+    def __init__(self, keyspaces: set[str]) -> None:
+        self.statements: list[str] = []
+        self.cluster = type("C", (), {"metadata": type("M", (), {"keyspaces": dict.fromkeys(keyspaces)})()})()
+
+    def execute(self, statement, params=None, timeout=None):
+        self.statements.append(statement if isinstance(statement, str) else "INSERT")
+        return []
+
+    def prepare(self, statement: str) -> str:
+        return statement
+
+
+@pytest.mark.parametrize(("existing", "creates"), [(set(), True), ({"ks1"}, False)])
+def test_keyspace_created_only_when_missing(existing: set[str], creates: bool) -> None:
+    # On the cluster the play makes the keyspace and the migrator login may not CREATE KEYSPACE
+    # (Cassandra checks that right before it looks at IF NOT EXISTS), so the runner must not send it.
+    session = _Recorder(existing)
+    migrations.apply(session, "ks1", [], {"class": "SimpleStrategy", "replication_factor": 1})
+    assert any(s.startswith("CREATE KEYSPACE") for s in session.statements) is creates
+    assert any("schema_migrations" in s for s in session.statements)
