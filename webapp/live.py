@@ -169,7 +169,7 @@ def run_events(settings, pusher: Pusher) -> None:
 
     from stockafolio.settings import kafka_client_config
 
-    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": "webapp-live",
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": "stockafolio-web-live",
                          "enable.auto.commit": False, "enable.partition.eof": False,
                          **kafka_client_config(settings.kafka_auth)})
     assigned, next_try = False, 0.0

@@ -246,3 +246,23 @@ def test_each_pipeline_unit_gets_the_logins_the_code_reads(role: str, path: str)
         assert "STOCKAFOLIO_CASSANDRA_USERNAME:" in text and "STOCKAFOLIO_CASSANDRA_PASSWORD:" in text
     assert all("vault_" in line for line in text.splitlines() if "_PASSWORD:" in line
                and "spark_jobs." not in line)
+
+
+def _granted(principal: str, group: str) -> bool:
+    return any(acl["principal"] == principal and acl["resource"] == "group"
+               and (group == acl["name"] if acl["pattern"] == "literal" else group.startswith(acl["name"]))
+               for acl in _defaults("kafka")["kafka_acls"])
+
+
+def test_each_consumer_group_in_the_code_is_granted_to_its_login() -> None:
+    # A consumer looks up its group's coordinator even when it only assigns partitions, and the
+    # cluster allows nothing without an ACL: every group id the code uses must be granted.
+    code = {("web", "webapp/live.py"), ("streaming", "streaming/health.py"),
+            ("generator", "generator/cli.py")}
+    for principal, path in code:
+        text = (REPO / path).read_text()
+        groups = set(re.findall(r'"group\.id": "([^"]+)"', text)) | set(
+            re.findall(r'group"?, default="([^"]+)"', text))
+        assert groups, f"no consumer group found in {path}"
+        for group in groups:
+            assert _granted(principal, group), f"{path}: group {group!r} has no ACL for User:{principal}"
