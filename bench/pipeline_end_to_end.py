@@ -40,7 +40,7 @@ from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 from stack.cli import LOCAL_REPLICATION  # noqa: E402
 from stockafolio import cql, migrations  # noqa: E402
 from stockafolio.errors import StockafolioError  # noqa: E402
-from stockafolio.settings import Endpoints, default_var_dir  # noqa: E402
+from stockafolio.settings import Endpoints, default_var_dir, kafka_client_config  # noqa: E402
 from streaming import health  # noqa: E402
 
 TARGET_RATE, TARGET_P99_MS = 20_000, 3_000
@@ -148,7 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     say(f"run {run}: keyspace {keyspace}, topics {names['trades']} (+prices, events, dead letters), "
         f"{args.partitions} partitions")
     migrations.apply(session, keyspace, migrations.load(REPO / "cassandra" / "migrations"), LOCAL_REPLICATION)
-    admin = AdminClient({"bootstrap.servers": endpoints.kafka.bootstrap_servers})
+    admin = AdminClient({"bootstrap.servers": endpoints.kafka.bootstrap_servers,
+                         **kafka_client_config(endpoints.kafka.auth)})
     for future in admin.create_topics([NewTopic(t, args.partitions, 1) for t in names.values()]).values():
         future.result(30)
     started: list[subprocess.Popen] = []
@@ -225,7 +226,8 @@ def step_seconds(log: str) -> dict[str, list[float]]:
 
 def _sample(args: argparse.Namespace, endpoints: Endpoints, session, keyspace: str, topic: str,
             checkpoint: Path, components: Components, gen: subprocess.Popen) -> list[Sample]:
-    consumer = Consumer({"bootstrap.servers": endpoints.kafka.bootstrap_servers, "group.id": "bench-e2e"})
+    consumer = Consumer({"bootstrap.servers": endpoints.kafka.bootstrap_servers, "group.id": "bench-e2e",
+                         **kafka_client_config(endpoints.kafka.auth)})
     components.measure()  # primes cpu_percent
     began, samples, seen_batch = time.monotonic(), [], -1
     last = (0.0, 0, 0)
