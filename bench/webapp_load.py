@@ -327,7 +327,8 @@ def render(kept: dict) -> str:
              "locust runs on the same 2-core machine as the web app and the stack). Statistics are reset",
              "once every user has logged in (steady state). Response times in ms; requests/s and",
              "percentiles are medians over the runs.", ""]
-    for mode in ("idle", "idle-capacity", "running", "running-capacity"):
+    known = ("idle", "idle-capacity", "running", "running-capacity")
+    for mode in (*known, *(k for k in kept if k not in known)):  # extra keys: one-off comparisons
         r = kept.get(mode)
         if r is None:
             continue
