@@ -13,6 +13,7 @@ those k largest losses. Money is in dollars (risk figures are model outputs, not
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -77,11 +78,13 @@ def fill_with_model(returns: pd.DataFrame, factors: pd.DataFrame, params: pd.Dat
 def scenario_pnl(user_codes: np.ndarray, symbol_codes: np.ndarray, values: np.ndarray,
                  returns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(users, pnl): the distinct users (sorted) and their P&L in every scenario (users x days),
-    from positions (user, symbol row of `returns`, market value)."""
-    order = np.argsort(user_codes, kind="stable")
-    users, starts = np.unique(user_codes[order], return_index=True)
-    contributions = values[order, None] * returns[symbol_codes[order]]
-    return users, np.add.reduceat(contributions, starts, axis=0)
+    from positions (user, symbol row of `returns`, market value): each user's exposure per name
+    (users x names) times the scenario returns (names x days), one matrix product."""
+    users, rows = np.unique(user_codes, return_inverse=True)
+    names = returns.shape[0]
+    exposure = np.bincount(rows * names + symbol_codes, weights=values,
+                           minlength=len(users) * names).reshape(len(users), names)
+    return users, exposure @ returns
 
 
 def var_es(pnl: np.ndarray, levels: tuple[float, ...] = LEVELS) -> dict[str, np.ndarray]:
@@ -107,10 +110,12 @@ def hist_var_group(positions: pd.DataFrame, symbols: tuple[str, ...], returns: n
     users = positions["user_id"].to_numpy(dtype=np.int64)
     values = positions["value"].to_numpy(dtype=np.float64)
     frames = []
-    distinct = np.unique(users)
-    for chunk in np.array_split(distinct, max(1, -(-len(distinct) // USERS_PER_CHUNK))):
-        rows = np.isin(users, chunk)
-        ids, pnl = scenario_pnl(users[rows], codes[rows], values[rows], returns)
+    order = np.argsort(users, kind="stable")  # each user's positions contiguous: chunks are slices
+    users, codes, values = users[order], codes[order], values[order]
+    starts = np.unique(users, return_index=True)[1]
+    bounds = [*starts[::USERS_PER_CHUNK], len(users)] if len(users) else [0]
+    for first, last in itertools.pairwise(bounds):
+        ids, pnl = scenario_pnl(users[first:last], codes[first:last], values[first:last], returns)
         frames.append(pd.DataFrame({"user_id": ids, **var_es(pnl)}))
     risk = pd.concat(frames) if frames else pd.DataFrame(columns=["user_id"])
     totals = positions.assign(gross=positions["value"].abs()).groupby("user_id")[["value", "gross"]].sum()
