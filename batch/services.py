@@ -71,11 +71,10 @@ def spark_session(endpoints: Endpoints, app: str = "nightly", log_level: str = "
     """The local[2] session, configured by the spark role's spark-defaults.conf (jars, s3a, Cassandra)."""
     os.environ["SPARK_CONF_DIR"] = endpoints.spark.conf_dir
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # pandas UDF workers: this venv's Python
-    builder = (SparkSession.builder.master(endpoints.spark.master).appName(app)
-               .config("spark.sql.execution.arrow.pyspark.enabled", "true"))
-    for key, value in endpoints.cassandra.spark_conf().items():  # the cluster's login, if any
-        builder = builder.config(key, value)
-    spark = builder.getOrCreate()
+    spark = (SparkSession.builder.master(endpoints.spark.master).appName(app)
+             .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+             .config(map=endpoints.cassandra.spark_conf())  # the cluster's login, if any
+             .getOrCreate())
     spark.sparkContext.setLogLevel(log_level)  # the stages print their own progress and errors
     return spark
 

@@ -284,10 +284,9 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     os.environ["SPARK_CONF_DIR"] = endpoints.spark.conf_dir
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # executors' Python workers: this venv
-    builder = SparkSession.builder.master(endpoints.spark.master).appName("streaming")
-    for key, value in endpoints.cassandra.spark_conf().items():  # the cluster's login, if any
-        builder = builder.config(key, value)
-    spark = builder.getOrCreate()
+    spark = (SparkSession.builder.master(endpoints.spark.master).appName("streaming")
+             .config(map=endpoints.cassandra.spark_conf())  # the cluster's login, if any
+             .getOrCreate())
     queries = [start(spark, settings, available_now=args.available_now)]
     if not args.no_views:
         queries += start_views(spark, settings, available_now=args.available_now)
