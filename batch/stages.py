@@ -4,7 +4,9 @@ rebuilt holdings are computed once per run and kept on HDFS)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from pyspark.sql import DataFrame, SparkSession
@@ -16,6 +18,9 @@ from batch.settings import CURATED, HIST_VAR, HOLDINGS, MODELS, BatchSettings
 from stockafolio.reference.model import load_universe
 
 Say = Callable[[str], None]
+# One row per user, each its own partition: UNLOGGED batches of 64 rows bound for the same replicas
+# write ~4x faster than one request per row (bench/results/batch_cassandra_writes.md), ~18 KiB each.
+HIST_VAR_BATCH_ROWS = 64
 
 
 @dataclass
@@ -25,6 +30,16 @@ class Night:
     say: Say
     _snapshot: DataFrame | None = field(default=None, repr=False)
     _cells: DataFrame | None = field(default=None, repr=False)
+    steps: dict[str, float] = field(default_factory=dict)  # seconds per named step, this run
+
+    @contextmanager
+    def step(self, label: str) -> Iterator[None]:
+        """Time one step of a stage, report it (progress on long work) and keep it in `steps`."""
+        t0 = time.monotonic()
+        yield
+        took = time.monotonic() - t0
+        self.steps[label] = self.steps.get(label, 0.0) + took
+        self.say(f"{label}: {took:.1f} s")
 
     def __post_init__(self) -> None:
         self.tune(self.files.size(self.settings.dataset(CURATED)))
@@ -48,13 +63,15 @@ class Night:
         written to HDFS once per run and read back from there."""
         if self._snapshot is None:
             trades = ingest.curated(self.spark, self.settings, through=True)
-            count = trades.count()
+            with self.step("count archived trades"):
+                count = trades.count()
             groups = self.settings.groups or holdings.groups_for(count)
             self.say(f"rebuilding holdings from {count:,} archived trades in {groups} groups")
             staged = self.files.staging(self.settings, "holdings")
-            holdings.rebuild(trades, groups, holdings.opening(self.settings.opening_cash_cents,
-                                                              self.settings.seed)).write.parquet(staged)
-            self.files.swap(staged, self.settings.dataset(HOLDINGS))
+            with self.step("rebuild holdings (shuffle by user, accounting, HDFS write)"):
+                holdings.rebuild(trades, groups, holdings.opening(self.settings.opening_cash_cents,
+                                                                  self.settings.seed)).write.parquet(staged)
+                self.files.swap(staged, self.settings.dataset(HOLDINGS))
             self._snapshot = self.spark.read.parquet(self.settings.dataset(HOLDINGS))
         return self._snapshot
 
@@ -83,16 +100,22 @@ def run_ingest(night: Night) -> str:
 def run_views(night: Night) -> str:
     s, trades = night.settings, ingest.curated(night.spark, night.settings)
     positions = night.positions().persist()
+    with night.step("fold the day into (symbol, minute, side) cells"):
+        night.cells().count()
+    with night.step("value the open positions"):
+        positions.count()
     cluster, session = cassandra(s.endpoints)
     try:
         now, written = store.now(), 0
         users = views.active_users(trades)
         for view, frame in views.view_rows(night.cells(), users, positions, night.sectors()).items():
-            written += store.write_view(session, s.keyspace, s.day, view, frame.toPandas(), now)
+            with night.step(f"view {view}"):
+                written += store.write_view(session, s.keyspace, s.day, view, frame.toPandas(), now)
         totals = views.user_totals(trades).persist()
         for metric in ("trades", "notional"):
-            written += store.write_top_users(session, s.keyspace, s.day, metric,
-                                             views.top_users(totals, metric).toPandas(), now)
+            with night.step(f"top users by {metric}"):
+                written += store.write_top_users(session, s.keyspace, s.day, metric,
+                                                 views.top_users(totals, metric).toPandas(), now)
         totals.unpersist()
     finally:
         cluster.shutdown()
@@ -104,11 +127,14 @@ def run_reconcile(night: Night) -> str:
     s = night.settings
     rebuilt = night.snapshot()
     stored = store.portfolios(night.spark, s.keyspace).persist()
+    with night.step("read portfolio_by_user"):
+        stored.count()
     held = reconcile.compare_holdings(rebuilt, stored, s.day_end).persist()
     cash = reconcile.compare_cash(rebuilt, stored, s.day_end).persist()
     cluster, session = cassandra(s.endpoints)
     try:
-        report = reconcile.summarise(held, cash)
+        with night.step("compare and summarise"):
+            report = reconcile.summarise(held, cash)
         if s.repair and report.mismatches:
             bad = ~F.col("kind").isin("ok", "after_day")
             repaired = store.repair(session, s.keyspace, held.where(bad).toPandas(),
@@ -126,16 +152,19 @@ def run_reconcile(night: Night) -> str:
 
 def run_risk(night: Night) -> str:
     s = night.settings
-    history = risk.load_history(s.sp500, night.say)
+    with night.step("load the price history and refit the factor model"):
+        history = risk.load_history(s.sp500, night.say)
     staged = night.files.staging(s, "hist_var")
     positions = night.positions()
     groups = s.groups or max(2, night.snapshot().rdd.getNumPartitions())
-    risk.hist_var(positions, history, groups).write.parquet(staged)
-    night.files.swap(staged, s.dataset(HIST_VAR))
+    with night.step("historical VaR per user (HDFS write)"):
+        risk.hist_var(positions, history, groups).write.parquet(staged)
+        night.files.swap(staged, s.dataset(HIST_VAR))
     result = night.spark.read.parquet(s.dataset(HIST_VAR))
     users = result.count()
-    store.append(result.withColumn("day", F.lit(s.day)).withColumn("computed_at", F.current_timestamp()),
-                 s.keyspace, "hist_var_by_user")
+    with night.step("write hist_var_by_user to Cassandra"):
+        store.append(result.withColumn("day", F.lit(s.day)).withColumn("computed_at", F.current_timestamp()),
+                     s.keyspace, "hist_var_by_user", store.batched_writes(HIST_VAR_BATCH_ROWS, 5))
     version = f"{s.hdfs}/{MODELS}/version={s.day.isoformat()}"
     for name, data in risk.model_files(history).items():
         night.files.write_bytes(f"{version}/{name}", data)

@@ -24,8 +24,18 @@ def portfolios(spark: SparkSession, keyspace: str) -> DataFrame:
             .select(*STORED_COLUMNS))
 
 
-def append(frame: DataFrame, keyspace: str, table: str) -> None:
-    frame.write.format(CASSANDRA).mode("append").options(keyspace=keyspace, table=table).save()
+def batched_writes(rows: int, in_flight: int) -> dict[str, str]:
+    """Connector write options that group rows bound for the same replicas into UNLOGGED batches of
+    `rows` rows, `in_flight` batches at a time per task. For a table whose every row is its own
+    partition (one row per user) the default groups nothing and sends one request per row."""
+    return {"spark.cassandra.output.batch.grouping.key": "replica_set",
+            "spark.cassandra.output.batch.size.rows": str(rows),
+            "spark.cassandra.output.concurrent.writes": str(in_flight)}
+
+
+def append(frame: DataFrame, keyspace: str, table: str, options: dict[str, str] | None = None) -> None:
+    (frame.write.format(CASSANDRA).mode("append").options(keyspace=keyspace, table=table, **(options or {}))
+     .save())
 
 
 def _run(session: Session, cql: str, rows: Iterable[Sequence]) -> int:

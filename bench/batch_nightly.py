@@ -86,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
             summaries[name] = stage(night)
             times[name] = time.monotonic() - t0
             print(f"{name}: {times[name]:.1f} s: {summaries[name]}", file=sys.stderr, flush=True)
-            write(args, times, summaries)  # after every stage: an interrupted run keeps what it measured
+            # after every stage: an interrupted run keeps what it measured
+            write(args, times, summaries, night.steps)
     finally:
         if not args.keep:
             cleanup(endpoints, spark, settings, session)
@@ -95,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def write(args: argparse.Namespace, times: dict[str, float], summaries: dict[str, str]) -> None:
+def write(args: argparse.Namespace, times: dict[str, float], summaries: dict[str, str],
+          steps: dict[str, float]) -> None:
     total = sum(v for k, v in times.items() if k in stages.STAGES)
     done = [k for k in stages.STAGES if k in times]
     partial = "" if len(done) == len(stages.STAGES) else f" (only {', '.join(done)}: the run was interrupted)"
@@ -110,6 +112,8 @@ def write(args: argparse.Namespace, times: dict[str, float], summaries: dict[str
         f"Load average while it ran (1, 5, 15 min, at the end): {os.getloadavg()[0]:.1f}, "
         f"{os.getloadavg()[1]:.1f}, {os.getloadavg()[2]:.1f} on {os.cpu_count()} cores "
         "(the machine is shared).", "",
+        "The timed steps inside the stages (each stage's remainder is planning, small reads and swaps):", "",
+        "| step | seconds |", "|---|---:|", *[f"| {k} | {v:,.1f} |" for k, v in steps.items()], "",
         "What each stage reported:", "", *[f"- {k}: {v.splitlines()[0]}" for k, v in summaries.items()], "",
         "The keyspace is fresh, so `portfolio_by_user` is empty and every rebuilt holding is reported "
         "missing (no repair); the comparison's join and counts are the same work as against a full table, "
