@@ -30,6 +30,7 @@ class Night:
     say: Say
     _snapshot: DataFrame | None = field(default=None, repr=False)
     _cells: DataFrame | None = field(default=None, repr=False)
+    _marks: DataFrame | None = field(default=None, repr=False)
     steps: dict[str, float] = field(default_factory=dict)  # seconds per named step, this run
 
     @contextmanager
@@ -63,14 +64,15 @@ class Night:
         written to HDFS once per run and read back from there."""
         if self._snapshot is None:
             trades = ingest.curated(self.spark, self.settings, through=True)
-            with self.step("count archived trades"):
-                count = trades.count()
+            with self.step("count archived trades per symbol"):
+                per_symbol = {r["symbol"]: r["count"] for r in trades.groupBy("symbol").count().collect()}
+            count = sum(per_symbol.values())
             groups = self.settings.groups or holdings.groups_for(count)
             self.say(f"rebuilding holdings from {count:,} archived trades in {groups} groups")
             staged = self.files.staging(self.settings, "holdings")
             with self.step("rebuild holdings (shuffle by user, accounting, HDFS write)"):
-                holdings.rebuild(trades, groups, holdings.opening(self.settings.opening_cash_cents,
-                                                                  self.settings.seed)).write.parquet(staged)
+                opening = holdings.opening(self.settings.opening_cash_cents, self.settings.seed)
+                holdings.rebuild(trades, groups, opening, sorted(per_symbol)).write.parquet(staged)
                 self.files.swap(staged, self.settings.dataset(HOLDINGS))
             self._snapshot = self.spark.read.parquet(self.settings.dataset(HOLDINGS))
         return self._snapshot
@@ -81,13 +83,18 @@ class Night:
             self._cells = views.minute_side(ingest.curated(self.spark, self.settings)).persist()
         return self._cells
 
+    def marks(self) -> DataFrame:
+        """symbol, price: the day's last trade price of every name (the reference price when
+        untraded), computed once per run and cached (503 rows)."""
+        if self._marks is None:
+            day = views.last_prices(ingest.curated(self.spark, self.settings))
+            self._marks = (self.sectors().join(day, "symbol", "left")
+                           .select("symbol", F.coalesce("price", "reference_price").alias("price")).persist())
+        return self._marks
+
     def positions(self) -> DataFrame:
         """Open positions valued at the day's last trade price (the reference price when untraded)."""
-        sectors = self.sectors()
-        day = views.last_prices(self.cells())
-        marks = (sectors.join(day, "symbol", "left")
-                 .select("symbol", F.coalesce("price", "reference_price").alias("price")))
-        return views.valued(self.snapshot(), marks)
+        return views.valued(self.snapshot(), self.marks())
 
 
 def run_ingest(night: Night) -> str:
@@ -102,6 +109,8 @@ def run_views(night: Night) -> str:
     positions = night.positions().persist()
     with night.step("fold the day into (symbol, minute, side) cells"):
         night.cells().count()
+    with night.step("last trade price of every name"):
+        night.marks().count()
     with night.step("value the open positions"):
         positions.count()
     cluster, session = cassandra(s.endpoints)
@@ -129,8 +138,10 @@ def run_reconcile(night: Night) -> str:
     stored = store.portfolios(night.spark, s.keyspace).persist()
     with night.step("read portfolio_by_user"):
         stored.count()
-    held = reconcile.compare_holdings(rebuilt, stored, s.day_end).persist()
-    cash = reconcile.compare_cash(rebuilt, stored, s.day_end).persist()
+    # not persisted: each summary query re-joins the rebuilt Parquet with the cached stored rows, which
+    # costs less than materialising every compared row (13-18 s against 33-38 s for 8 M holdings)
+    held = reconcile.compare_holdings(rebuilt, stored, s.day_end)
+    cash = reconcile.compare_cash(rebuilt, stored, s.day_end)
     cluster, session = cassandra(s.endpoints)
     try:
         with night.step("compare and summarise"):
@@ -143,8 +154,7 @@ def run_reconcile(night: Night) -> str:
         store.write_report(session, s.keyspace, s.day, report, store.now())
     finally:
         cluster.shutdown()
-        for frame in (held, cash, stored):
-            frame.unpersist()
+        stored.unpersist()
     lines = "".join(f"\n    {line}" for line in report.sample[:5])
     return (f"{report.users_checked:,} users, {report.holdings_checked:,} holdings checked; "
             f"{report.status}; {report.repaired} rows repaired{lines}")

@@ -16,6 +16,7 @@ VIEWS = ("symbols", "sectors", "minutes", "portfolio_sizes", "holdings_count", "
 # Upper bounds (dollars) of the portfolio-size buckets; the last bucket is open.
 SIZE_BOUNDS = (0, 1_000, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 1_000_000)
 HOLDINGS_CAP = 10  # "10+" collects every user with more positions
+ACTIVE_USERS_RSD = 0.01  # relative standard deviation of the distinct-users-per-minute estimate
 
 
 def _notional() -> Column:
@@ -27,14 +28,14 @@ def _buy() -> Column:
 
 
 def minute_side(trades: DataFrame) -> DataFrame:
-    """The day's trades folded once into (symbol, minute, side) cells: trades, shares, notional and the
-    last trade (event time, trade id, price). At most 503 x 1,440 x 2 rows, so every activity view
-    below is computed from this small frame instead of another pass over the day."""
+    """The day's trades folded once into (symbol, minute, side) cells: trades, shares, notional. At most
+    503 x 1,440 x 2 rows, so every activity view below is computed from this small frame instead of
+    another pass over the day. Only sums and counts: Spark aggregates them in a hash map (a max over a
+    struct, as the last trade of each cell once was, turns the whole fold into a sort of the day)."""
     return (trades.withColumn("minute", F.date_trunc("minute", "event_time"))
             .groupBy("symbol", "minute", "side")
             .agg(F.count("*").alias("trades"), F.sum("quantity").alias("shares"),
-                 F.sum(_notional()).alias("notional"),
-                 F.max(F.struct("event_time", "trade_id", "price")).alias("last")))
+                 F.sum(_notional()).alias("notional")))
 
 
 def activity(cells: DataFrame, key: str) -> DataFrame:
@@ -63,10 +64,14 @@ def by_sector(cells: DataFrame, sectors: DataFrame) -> DataFrame:
                     .fillna({"sector": "Unknown"}), "sector")
 
 
-def active_users(trades: DataFrame) -> DataFrame:
-    """minute, active_users: distinct users who traded in each UTC minute (exact)."""
-    pairs = trades.select(F.date_trunc("minute", "event_time").alias("minute"), "user_id").distinct()
-    return pairs.groupBy("minute").agg(F.count("*").cast("double").alias("active_users"))
+def active_users(trades: DataFrame, rsd: float = ACTIVE_USERS_RSD) -> DataFrame:
+    """minute, active_users: distinct users who traded in each UTC minute, a HyperLogLog++ estimate
+    (`approx_count_distinct`, relative standard deviation `rsd`). Exact counts need every distinct
+    (minute, user) pair shuffled: 16-21 s against 3.5-5.4 s for 20 million trades, for a curve whose
+    1 % error does not show; the stream's live Q6 counts stay exact."""
+    minute = F.date_trunc("minute", "event_time").alias("minute")
+    return trades.groupBy(minute).agg(F.approx_count_distinct("user_id", rsd).cast("double")
+                                      .alias("active_users"))
 
 
 def per_minute(cells: DataFrame, users: DataFrame) -> DataFrame:
@@ -88,9 +93,15 @@ def top_users(totals: DataFrame, metric: str, n: int = 100) -> DataFrame:
                          F.col(metric).cast("double").alias("value"))
 
 
-def last_prices(cells: DataFrame) -> DataFrame:
-    """symbol, price: the price of each symbol's last trade (latest event time, then trade id)."""
-    return cells.groupBy("symbol").agg(F.max("last").alias("last")).select("symbol", "last.price")
+def last_prices(trades: DataFrame) -> DataFrame:
+    """symbol, price: the price of each symbol's last trade (latest event time, then highest trade id).
+    Two cheap passes instead of a max over (event_time, trade_id, price) structs, which Spark can only
+    aggregate by sorting every trade: the latest time per symbol (hash aggregate), then the few trades
+    at exactly that time (a broadcast join) ranked by trade id."""
+    latest = trades.groupBy("symbol").agg(F.max("event_time").alias("event_time"))
+    at_latest = trades.join(F.broadcast(latest), ["symbol", "event_time"])
+    return (at_latest.groupBy("symbol").agg(F.max(F.struct("trade_id", "price")).alias("last"))
+            .select("symbol", "last.price"))
 
 
 def valued(holdings: DataFrame, marks: DataFrame) -> DataFrame:

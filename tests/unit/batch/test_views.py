@@ -83,10 +83,23 @@ def test_top_users_rank_by_metric_then_user_id(trades) -> None:
     assert by_notional == [10, 11, 12]
 
 
-def test_last_price_is_the_latest_trade(cells) -> None:
-    assert rows(views.last_prices(cells), "symbol") == {
+def test_last_price_is_the_latest_trade(trades) -> None:
+    assert rows(views.last_prices(trades), "symbol") == {
         "AAPL": {"symbol": "AAPL", "price": 105.0},
         "MSFT": {"symbol": "MSFT", "price": 201.0},
+    }
+
+
+def test_last_price_ties_on_time_go_to_the_higher_trade_id(spark) -> None:
+    same_time = spark.createDataFrame([
+        trade(9, 10, "AAPL", "buy", 1, 101.0, 40),
+        trade(7, 11, "AAPL", "buy", 1, 102.0, 40),  # same second, lower id: not the last
+        trade(20, 12, "AAPL", "buy", 1, 99.0, 39),  # highest id but earlier: not the last
+        trade(3, 10, "MSFT", "sell", 1, 50.0, 5),
+    ], TRADE_DDL)
+    assert rows(views.last_prices(same_time), "symbol") == {
+        "AAPL": {"symbol": "AAPL", "price": 101.0},
+        "MSFT": {"symbol": "MSFT", "price": 50.0},
     }
 
 
