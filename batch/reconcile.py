@@ -54,9 +54,27 @@ def _values(prefix: str, fields: tuple[str, ...]) -> Column:
     return F.concat(F.lit(f"{label} "), F.concat_ws(", ", *parts))
 
 
-def _explained(kind: Column, differences: Column, fields: tuple[str, ...]) -> Column:
-    return (F.when(kind == "missing_in_cassandra", _values("r_", fields))
-            .when(kind == "not_in_archive", _values("s_", fields)).otherwise(differences))
+def _any_differs(fields: tuple[str, ...]) -> Column:
+    """True when any of `fields` differs between the rebuilt (r_) and stored (s_) sides. A plain
+    boolean, so the kind of a row costs no string building: the readable `detail` is computed only
+    for the rows that are selected with it (the sample, the repair)."""
+    out = F.lit(False)
+    for c in fields:
+        out = out | _differs(F.col(f"r_{c}"), F.col(f"s_{c}"))
+    return out
+
+
+def _with_detail(frame: DataFrame, fields: tuple[str, ...]) -> DataFrame:
+    """`detail`: the rebuilt values of a row missing in Cassandra, the stored ones of a row not in the
+    archive, else 'field stored X rebuilt Y' for each field that differs ('' when none)."""
+    diffs = [F.when(_differs(F.col(f"r_{c}"), F.col(f"s_{c}")),
+                    F.concat(F.lit(f"{c} stored "), F.coalesce(F.col(f"s_{c}").cast("string"), F.lit("null")),
+                             F.lit(" rebuilt "), F.coalesce(F.col(f"r_{c}").cast("string"), F.lit("null"))))
+             for c in fields]
+    kind = F.col("kind")
+    detail = (F.when(kind == "missing_in_cassandra", _values("r_", fields))
+              .when(kind == "not_in_archive", _values("s_", fields)).otherwise(F.concat_ws("; ", *diffs)))
+    return frame.withColumn("detail", detail)
 
 
 def compare_holdings(rebuilt: DataFrame, stored: DataFrame, day_end: datetime) -> DataFrame:
@@ -69,16 +87,11 @@ def compare_holdings(rebuilt: DataFrame, stored: DataFrame, day_end: datetime) -
         "user_id", "symbol", *[F.col(c).alias(f"s_{c}") for c in (*HOLDING_FIELDS, "last_trade_time",
                                                                   "last_price")])
     joined = r.join(s, ["user_id", "symbol"], "full_outer")
-    diffs = [F.when(_differs(F.col(f"r_{c}"), F.col(f"s_{c}")),
-                    F.concat(F.lit(f"{c} stored "), F.coalesce(F.col(f"s_{c}").cast("string"), F.lit("null")),
-                             F.lit(" rebuilt "), F.coalesce(F.col(f"r_{c}").cast("string"), F.lit("null"))))
-             for c in HOLDING_FIELDS]
-    detail = F.concat_ws("; ", *diffs)
     kind = (F.when(F.col("s_last_trade_time") >= F.lit(day_end), "after_day")
             .when(F.col("s_quantity").isNull() & F.col("s_last_trade_id").isNull(), "missing_in_cassandra")
             .when(F.col("r_quantity").isNull(), "not_in_archive")
-            .when(detail != "", "differs").otherwise("ok"))
-    return joined.withColumn("kind", kind).withColumn("detail", _explained(kind, detail, HOLDING_FIELDS))
+            .when(_any_differs(HOLDING_FIELDS), "differs").otherwise("ok"))
+    return _with_detail(joined.withColumn("kind", kind), HOLDING_FIELDS)
 
 
 def compare_cash(rebuilt: DataFrame, stored: DataFrame, day_end: datetime) -> DataFrame:
@@ -88,16 +101,11 @@ def compare_cash(rebuilt: DataFrame, stored: DataFrame, day_end: datetime) -> Da
     s = stored.groupBy("user_id").agg(*[F.max(c).alias(f"s_{c}") for c in CASH_FIELDS],
                                       F.max("last_trade_time").alias("s_latest"))
     joined = r.join(s, "user_id", "full_outer")
-    diffs = [F.when(_differs(F.col(f"r_{c}"), F.col(f"s_{c}")),
-                    F.concat(F.lit(f"{c} stored "), F.coalesce(F.col(f"s_{c}").cast("string"), F.lit("null")),
-                             F.lit(" rebuilt "), F.coalesce(F.col(f"r_{c}").cast("string"), F.lit("null"))))
-             for c in CASH_FIELDS]
-    detail = F.concat_ws("; ", *diffs)
     kind = (F.when(F.col("s_latest") >= F.lit(day_end), "after_day")
             .when(F.col("s_cash_last_trade_id").isNull() & F.col("s_latest").isNull(), "missing_in_cassandra")
             .when(F.col("r_cash_cents").isNull(), "not_in_archive")
-            .when(detail != "", "differs").otherwise("ok"))
-    return joined.withColumn("kind", kind).withColumn("detail", _explained(kind, detail, CASH_FIELDS))
+            .when(_any_differs(CASH_FIELDS), "differs").otherwise("ok"))
+    return _with_detail(joined.withColumn("kind", kind), CASH_FIELDS)
 
 
 def describe(kind: Column, user: Column, symbol: Column | None, detail: Column) -> Column:
@@ -110,18 +118,30 @@ def describe(kind: Column, user: Column, symbol: Column | None, detail: Column) 
 
 
 def summarise(holdings: DataFrame, cash: DataFrame) -> Report:
-    """Counts per kind and the first `SAMPLE` mismatches (holdings first), sorted by user and symbol."""
+    """Counts per kind and the first `SAMPLE` mismatches (holdings first), sorted by user and symbol.
+    The sample is found on the narrow keys (a top-k per partition), and only those rows are described."""
     h = {r["kind"]: r["n"] for r in holdings.groupBy("kind").agg(F.count("*").alias("n")).collect()}
     c = {r["kind"]: r["n"] for r in cash.groupBy("kind").agg(F.count("*").alias("n")).collect()}
-    bad_h = holdings.where(~F.col("kind").isin("ok", "after_day"))
-    bad_c = cash.where(~F.col("kind").isin("ok", "after_day"))
-    lines = [r[0] for r in bad_h.orderBy("user_id", "symbol").limit(SAMPLE)
-             .select(describe(F.col("kind"), F.col("user_id"), F.col("symbol"), F.col("detail"))).collect()]
-    if len(lines) < SAMPLE:
-        lines += [r[0] for r in bad_c.orderBy("user_id").limit(SAMPLE - len(lines))
-                  .select(describe(F.col("kind"), F.col("user_id"), None, F.col("detail"))).collect()]
+    lines: list[str] = []
+    if any(k not in ("ok", "after_day") for k in h):
+        lines += _first(holdings, ["user_id", "symbol"], SAMPLE,
+                        describe(F.col("kind"), F.col("user_id"), F.col("symbol"), F.col("detail")))
+    if len(lines) < SAMPLE and any(k not in ("ok", "after_day") for k in c):
+        lines += _first(cash, ["user_id"], SAMPLE - len(lines),
+                        describe(F.col("kind"), F.col("user_id"), None, F.col("detail")))
     return Report(users_checked=sum(n for k, n in c.items() if k != "after_day"),
                   holdings_checked=sum(n for k, n in h.items() if k != "after_day"),
                   holding_mismatches=sum(n for k, n in h.items() if k not in ("ok", "after_day")),
                   cash_mismatches=sum(n for k, n in c.items() if k not in ("ok", "after_day")),
                   skipped=h.get("after_day", 0), sample=lines)
+
+
+def _first(compared: DataFrame, key: list[str], n: int, line: Column) -> list[str]:
+    """The readable lines of the first `n` mismatched rows of `compared` in `key` order."""
+    bad = compared.where(~F.col("kind").isin("ok", "after_day"))
+    keys = [tuple(r) for r in bad.select(*key).orderBy(*key).limit(n).collect()]
+    if not keys:
+        return []
+    chosen = compared.sparkSession.createDataFrame(keys, bad.select(*key).schema)
+    rows = bad.join(F.broadcast(chosen), key, "left_semi").select(*key, line.alias("line")).collect()
+    return [r["line"] for r in sorted(rows, key=lambda r: tuple(r[k] for k in key))]
