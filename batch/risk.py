@@ -9,6 +9,10 @@ scenarios cover every name of the universe on every day.
 
 VaR at level a over n scenarios is the k-th largest loss with k = ceil((1 - a) n); ES is the mean of
 those k largest losses. Money is in dollars (risk figures are model outputs, not balances).
+
+Scenario P&L is computed in float32 (returns, exposures and the matrix product; ES averaged in
+float64): ~7 significant digits, so a VaR of $100,000 is exact to about a cent, and the product and the
+tail selection run ~2x faster than in float64 (bench/results/batch_risk_compute.md).
 """
 
 from __future__ import annotations
@@ -29,14 +33,15 @@ from stockafolio.reference import derive
 from stockafolio.reference.model import MARKET
 
 LEVELS = (0.95, 0.99)
-USERS_PER_CHUNK = 4_000  # (users x scenarios) float64 per chunk: 4,000 x 1,258 = 40 MB
+USERS_PER_CHUNK = 4_000  # (users x scenarios) float32 per chunk: 4,000 x 1,258 = 20 MB
+SCENARIO_DTYPE = np.float32
 HIST_DDL = ("user_id BIGINT, market_value_cents BIGINT, gross_exposure_cents BIGINT, var_95 DOUBLE, "
             "var_99 DOUBLE, es_95 DOUBLE, es_99 DOUBLE, scenarios INT")
 
 
 @dataclass(frozen=True)
 class History:
-    """`returns`: (names, days) simple daily returns, no NaN, row i is `symbols[i]`."""
+    """`returns`: (names, days) simple daily returns as float32, no NaN, row i is `symbols[i]`."""
 
     symbols: tuple[str, ...]
     returns: np.ndarray
@@ -62,7 +67,7 @@ def load_history(data_dir: Path | None, say: Callable[[str], None]) -> History:
     say(f"history {filled.index[0]:%Y-%m-%d}..{filled.index[-1]:%Y-%m-%d}: {len(filled)} scenarios x "
         f"{filled.shape[1]} names ({int(members.isna().to_numpy().sum()):,} "
         "missing returns filled from the factor model)")
-    return History(tuple(filled.columns), np.expm1(filled.to_numpy().T).copy(),
+    return History(tuple(filled.columns), np.expm1(filled.to_numpy().T).astype(SCENARIO_DTYPE),
                    f"{filled.index[0]:%Y-%m-%d}", f"{filled.index[-1]:%Y-%m-%d}", tables)
 
 
@@ -79,24 +84,28 @@ def scenario_pnl(user_codes: np.ndarray, symbol_codes: np.ndarray, values: np.nd
                  returns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(users, pnl): the distinct users (sorted) and their P&L in every scenario (users x days),
     from positions (user, symbol row of `returns`, market value): each user's exposure per name
-    (users x names) times the scenario returns (names x days), one matrix product."""
+    (users x names) times the scenario returns (names x days), one matrix product in the dtype of
+    `returns`."""
     users, rows = np.unique(user_codes, return_inverse=True)
     names = returns.shape[0]
     exposure = np.bincount(rows * names + symbol_codes, weights=values,
                            minlength=len(users) * names).reshape(len(users), names)
-    return users, exposure @ returns
+    return users, exposure.astype(returns.dtype, copy=False) @ returns
 
 
 def var_es(pnl: np.ndarray, levels: tuple[float, ...] = LEVELS) -> dict[str, np.ndarray]:
-    """Per row of `pnl` (users x scenarios): var_<95|99> and es_<95|99> as positive losses."""
+    """Per row of `pnl` (users x scenarios): var_<95|99> and es_<95|99> as positive losses.
+    One selection per row finds the largest tail's scenarios (`np.partition` at one index, no
+    negated copy), then only that tail (63 of 1,258 values at 95 %) is sorted."""
     n = pnl.shape[1]
     tails = {level: max(1, math.ceil(round((1 - level) * n, 9))) for level in levels}
-    losses = np.partition(-pnl, sorted({n - k for k in tails.values()}), axis=1)
+    widest = max(tails.values())
+    worst = np.sort(np.partition(pnl, widest - 1, axis=1)[:, :widest], axis=1)  # most negative first
     out: dict[str, np.ndarray] = {}
     for level, k in tails.items():
         name = f"{round(level * 100)}"
-        out[f"var_{name}"] = losses[:, n - k]
-        out[f"es_{name}"] = losses[:, n - k:].mean(axis=1)
+        out[f"var_{name}"] = -worst[:, k - 1].astype(np.float64)
+        out[f"es_{name}"] = -worst[:, :k].mean(axis=1, dtype=np.float64)
     return out
 
 
