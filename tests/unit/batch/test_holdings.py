@@ -53,6 +53,20 @@ def test_rebuild_in_spark_groups_equals_one_pandas_call(spark) -> None:
         )
 
 
+def test_rebuild_with_the_symbols_given_equals_found(spark) -> None:
+    trades = spark.createDataFrame(TRADES, TRADE_DDL)
+    found = holdings.rebuild(trades, 2, 0).toPandas().sort_values(["user_id", "symbol"])
+    given = holdings.rebuild(trades, 2, 0, ["AAPL", "MSFT", "XOM"]).toPandas()
+    given = given.sort_values(["user_id", "symbol"])
+    pd.testing.assert_frame_equal(found.reset_index(drop=True), given.reset_index(drop=True))
+
+
+def test_rebuild_refuses_a_symbol_missing_from_the_list(spark) -> None:
+    trades = spark.createDataFrame(TRADES, TRADE_DDL)
+    with pytest.raises(Exception, match="missing from the symbol list"):
+        holdings.rebuild(trades, 2, 0, ["AAPL"]).collect()
+
+
 def test_groups_scale_with_trades() -> None:
     assert holdings.groups_for(10) == 2 and holdings.groups_for(100_000_000) == 100
 
