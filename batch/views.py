@@ -139,10 +139,12 @@ def holdings_count(positions: DataFrame) -> DataFrame:
 
 def crowded_names(positions: DataFrame) -> DataFrame:
     """Per symbol: holders (users with an open position), long and short holders, and `share` of all
-    users with any open position."""
+    users with any open position. A user has at most one position per symbol (the rebuilt holdings
+    are one row per (user, symbol)), so holders are a plain count, not a distinct count (which would
+    shuffle every (symbol, user) pair: 25 s of the 100-million-trade night)."""
     users = positions.select("user_id").distinct().count() or 1
     return positions.groupBy("symbol").agg(
-        F.countDistinct("user_id").cast("double").alias("holders"),
+        F.count("*").cast("double").alias("holders"),
         F.sum(F.when(F.col("quantity") > 0, 1).otherwise(0)).cast("double").alias("long_holders"),
         F.sum(F.when(F.col("quantity") < 0, 1).otherwise(0)).cast("double").alias("short_holders"),
     ).withColumn("share", F.col("holders") / users)
