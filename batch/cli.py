@@ -10,6 +10,7 @@ Exit codes: 0 done, 1 a stage failed (one message naming what and why), 2 bad fl
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import time
 import traceback
@@ -49,6 +50,12 @@ def _non_negative(text: str) -> int:
     return value
 
 
+def _memory(text: str) -> str:
+    if not re.fullmatch(r"[1-9][0-9]*[mMgG]", text):
+        raise argparse.ArgumentTypeError(f"expected a size like 6g or 4096m, got {text!r}")
+    return text.lower()
+
+
 def _money(text: str) -> float:
     try:
         value = float(text)
@@ -73,6 +80,9 @@ def common_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=_non_negative, default=1, help="the generator's --seed (1)")
     p.add_argument("--groups", type=_non_negative, default=0,
                    help="user groups of the reconciliation and risk (0: one per million trades)")
+    p.add_argument("--driver-memory", type=_memory, default="6g",
+                   help="heap of the Spark JVM that runs the stages, e.g. 6g or 4096m (6g; the "
+                   "stack's spark-defaults give other Spark programs 2g)")
     p.add_argument("--var", type=Path, help="the stack's var folder (endpoint files)")
     p.add_argument("--debug", action="store_true", help="show the traceback of an unexpected error")
 
@@ -107,7 +117,7 @@ def settings_from(args: argparse.Namespace) -> BatchSettings:
         bucket=args.bucket or endpoints.s3.archive_bucket, prefix=args.prefix, root=args.root,
         sp500=args.sp500, seed=args.seed,
         opening_cash_cents=None if args.opening_cash is None else round(args.opening_cash * 100),
-        repair=getattr(args, "repair", False), groups=args.groups)
+        repair=getattr(args, "repair", False), groups=args.groups, driver_memory=args.driver_memory)
 
 
 def say(day: date, message: str) -> None:
@@ -130,7 +140,7 @@ def run(settings: BatchSettings, stages: Sequence[str]) -> None:
         services.list_day(settings)  # no data for the day: say so before Spark starts
     started = time.monotonic()
     say(settings.day, f"starting Spark ({settings.endpoints.spark.master}) for {', '.join(stages)}")
-    spark = services.spark_session(settings.endpoints)
+    spark = services.spark_session(settings.endpoints, memory=settings.driver_memory)
     try:
         night = impl.Night(spark, settings, note)
         for name in stages:

@@ -15,7 +15,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from datetime import time as clock
 
-PASSED = ("keyspace", "bucket", "prefix", "root", "sp500", "opening_cash", "seed", "groups", "var")
+PASSED = ("keyspace", "bucket", "prefix", "root", "sp500", "opening_cash", "seed", "groups", "driver_memory",
+          "var")
 
 
 def _at(text: str) -> clock:

@@ -67,13 +67,16 @@ def list_day(settings: BatchSettings) -> list[tuple[str, int]]:
     return found
 
 
-def spark_session(endpoints: Endpoints, app: str = "nightly", log_level: str = "FATAL") -> SparkSession:
-    """The local[2] session, configured by the spark role's spark-defaults.conf (jars, s3a, Cassandra)."""
+def spark_session(endpoints: Endpoints, app: str = "nightly", log_level: str = "FATAL",
+                  memory: str | None = None) -> SparkSession:
+    """The local[2] session, configured by the spark role's spark-defaults.conf (jars, s3a, Cassandra);
+    `memory` overrides its spark.driver.memory (it sizes the JVM this call starts)."""
     os.environ["SPARK_CONF_DIR"] = endpoints.spark.conf_dir
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # pandas UDF workers: this venv's Python
     spark = (SparkSession.builder.master(endpoints.spark.master).appName(app)
              .config("spark.sql.execution.arrow.pyspark.enabled", "true")
              .config(map=endpoints.cassandra.spark_conf())  # the cluster's login, if any
+             .config(map={"spark.driver.memory": memory} if memory else {})
              .getOrCreate())
     spark.sparkContext.setLogLevel(log_level)  # the stages print their own progress and errors
     return spark

@@ -27,6 +27,7 @@ class BatchSettings:
     seed: int = 1  # the generator's --seed, from which each user's starting cash derives
     repair: bool = False
     groups: int = 0  # reconciliation groups (0: about one per million trades)
+    driver_memory: str = "6g"  # heap of the Spark JVM (local[2]: driver and executors in one process)
 
     @property
     def hdfs(self) -> str:

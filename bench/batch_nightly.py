@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     times = {"generate (not a batch stage)": generate(args, settings.bucket)}
     cluster, session = cql.connect(endpoints.cassandra)
     migrations.apply(session, tag, migrations.load(REPO / "cassandra" / "migrations"), LOCAL_REPLICATION)
-    spark = services.spark_session(endpoints, "bench-nightly")
+    spark = services.spark_session(endpoints, "bench-nightly", memory=settings.driver_memory)
     summaries = {}
     try:
         night = stages.Night(spark, settings, lambda m: print(f"  {m}", file=sys.stderr, flush=True))

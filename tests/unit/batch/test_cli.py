@@ -17,6 +17,7 @@ from batch import cli, schedule
         ["ingest", "--groups", "-1"],
         ["views", "--opening-cash", "x"],
         ["schedule", "--at", "25:00"],
+        ["risk", "--driver-memory", "6 GB"],
         ["bogus"],
     ],
 )
@@ -83,3 +84,10 @@ def test_settings_from_flags(tmp_path) -> None:
     assert settings.source == "s3a://arch/trades/date=2026-11-20"
     assert settings.dataset("curated/trades") == "hdfs://n:1/stockafolio/curated/trades/date=2026-11-20"
     assert isinstance(args, argparse.Namespace)
+
+
+def test_driver_memory_reaches_the_settings_and_the_scheduled_child() -> None:
+    args = cli.parser().parse_args(["schedule", "--driver-memory", "4096M", "--var", "/tmp/v"])
+    child = schedule.command(args)
+    assert child[child.index("--driver-memory") + 1] == "4096m"
+    assert cli.parser().parse_args(["nightly"]).driver_memory == "6g"
