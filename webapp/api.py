@@ -155,6 +155,21 @@ def equity():
         for r in rows])
 
 
+@bp.get("/portfolio/historical-risk")
+@user_required
+def historical_risk():
+    """The nightly batch's historical-simulation VaR/ES of my portfolio (1 day, over the S&P 500
+    history), newest night first; empty until a night has run."""
+    nights = int_param("limit", 1, 1, 400)
+    rows = store().historical_risk(own_user_id(), nights)
+    return jsonify(nights=[{
+        "day": str(r["day"]) if r["day"] is not None else None,  # a date or the driver's Date: ISO
+        "market_value": dollars(r["market_value_cents"]),
+        "gross_exposure": dollars(r["gross_exposure_cents"]),
+        **{k: r[k] for k in ("var_95", "var_99", "es_95", "es_99", "scenarios")},
+        "computed_at": iso(r["computed_at"])} for r in rows])
+
+
 # ---------------------------------------------------------------- the firm
 
 

@@ -94,6 +94,12 @@ def document() -> dict[str, Any]:
         "/api/v1/portfolio/equity": _op("my equity per minute over a day, oldest first (role user)",
                                         _obj({"day": DAY, "points": _arr(_obj({"minute": TIME, "equity": NUM,
                                                                                 "day_pnl": NUM}))}), [P_DAY]),
+        "/api/v1/portfolio/historical-risk": _op(
+            "my nightly historical-simulation VaR/ES, newest night first; empty before the first night "
+            "(role user)",
+            _obj({"nights": _arr(_obj({"day": DAY, "market_value": NUM, "gross_exposure": NUM,
+                                       **{k: NUM for k in ("var_95", "var_99", "es_95", "es_99")},
+                                       "scenarios": INT, "computed_at": _opt(TIME)}))}), [_limit(400, 1)]),
         "/api/v1/reference/sectors": _op("S&P 500 sector weights", _obj({"sectors": _arr(
             _obj({"sector": STR, "sp500_weight": NUM}))})),
         "/api/v1/prices": _op("latest price of every symbol", _obj({

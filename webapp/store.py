@@ -64,6 +64,8 @@ QUERIES: dict[str, str] = {
     "nightly_view": 'SELECT rank, label, metrics, computed_at FROM {ks}.nightly_view_by_day_view '
                     'WHERE day = ? AND "view" = ?',
     "reconciliation": "SELECT * FROM {ks}.reconciliation_by_day WHERE day = ? LIMIT 1",
+    "historical_risk": "SELECT day, market_value_cents, gross_exposure_cents, var_95, var_99, es_95, es_99, "
+                       "scenarios, computed_at FROM {ks}.hist_var_by_user WHERE user_id = ? LIMIT ?",
 }
 
 
@@ -206,6 +208,10 @@ class Store:
 
     def nightly_view(self, day: date, view: str) -> list[dict[str, Any]]:
         return self._run("nightly_view", day, view)
+
+    def historical_risk(self, user_id: int, nights: int) -> list[dict[str, Any]]:
+        """Q11: the user's nightly historical VaR/ES, newest night first."""
+        return self._run("historical_risk", user_id, nights)
 
     def reconciliation(self, day: date) -> dict[str, Any] | None:
         rows = self._run("reconciliation", day)

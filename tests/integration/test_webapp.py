@@ -70,6 +70,10 @@ def _write_market(session, ks: str) -> None:
        "sell_trades, active_users) VALUES (%s, %s, 2, 13, 270000, 2, 0, 2)", (day, t.replace(second=0)))
     ex(f"INSERT INTO {ks}.symbol_totals_by_day (day, symbol, trades, volume, notional_cents, buy_volume, "  # noqa: S608
        "sell_volume) VALUES (%s, 'AAPL', 1, 10, 150000, 10, 0)", (day,))
+    for back, var_95 in ((1, 123.45), (2, 99.0)):  # two nights of alice's historical VaR (Q11)
+        ex(f"INSERT INTO {ks}.hist_var_by_user (user_id, day, market_value_cents, gross_exposure_cents, "  # noqa: S608
+           "var_95, var_99, es_95, es_99, scenarios, computed_at) VALUES (%s, %s, 160000, 160000, %s, 200.5, "
+           "150.25, 240.75, 1258, %s)", (USER_A, day - timedelta(days=back), var_95, t))
     ex(f"INSERT INTO {ks}.batches_by_job (job, batch_id, started_at, finished_at, input_rows, dead_letters, "  # noqa: S608
        "touched_users, input_rows_per_second, processed_rows_per_second, kafka_lag) "
        "VALUES ('portfolio', 3, %s, %s, 2, 0, 2, 1.0, 100.0, 0)", (t - timedelta(seconds=1), t))
@@ -104,6 +108,19 @@ def test_user_reads_own_portfolio_marked_to_cassandra_prices(app):
         assert [t["trade_id"] for t in trades] == [str((1 << 40) + USER_A)]
         assert c.get("/api/v1/firm/activity").status_code == 403
         assert c.get("/api/v1/prices").get_json()["prices"] == {"AAPL": 160.0, "MSFT": 410.0}
+
+
+def test_historical_risk_is_the_users_newest_night(app):
+    day = now().date()
+    with app.test_client() as c:
+        assert login(c, "alice").status_code == 302
+        nights = c.get(f"/api/v1/portfolio/historical-risk?limit=5&user_id={USER_B}").get_json()["nights"]
+        assert [n["day"] for n in nights] == [str(day - timedelta(days=1)), str(day - timedelta(days=2))]
+        newest = nights[0]
+        assert (newest["var_95"], newest["es_99"], newest["market_value"]) == (123.45, 240.75, 1600.0)
+    with app.test_client() as c:
+        assert login(c, "bob").status_code == 302
+        assert c.get("/api/v1/portfolio/historical-risk").get_json() == {"nights": []}
 
 
 def test_wrong_password_is_refused(app):

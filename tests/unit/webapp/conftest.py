@@ -75,6 +75,13 @@ class FakeStore:
         return [{"minute": naive(NOW.replace(second=0)), "equity_cents": 2_600_000, "day_pnl_cents": 5000}] \
             if user_id == USER_A else [{"minute": naive(NOW), "equity_cents": 1, "day_pnl_cents": 1}]
 
+    def historical_risk(self, user_id, nights):
+        self._check("historical_risk", user_id)
+        rows = [{"day": date(2026, 11, 20 - i), "market_value_cents": 160_000 + i,
+                 "gross_exposure_cents": 160_000, "var_95": 40.5 + i, "var_99": 61.25, "es_95": 52.0,
+                 "es_99": 70.0, "scenarios": 1258, "computed_at": naive(NOW)} for i in range(3)]
+        return rows[:nights] if user_id == USER_A else []
+
     def prices(self):
         self._check("prices")
         return dict(self.price_map), naive(NOW)

@@ -10,7 +10,8 @@ import pytest
 
 from tests.unit.webapp.conftest import USER_A, USER_B, login
 
-USER_ROUTES = ["/api/v1/portfolio", "/api/v1/portfolio/trades", "/api/v1/portfolio/equity"]
+USER_ROUTES = ["/api/v1/portfolio", "/api/v1/portfolio/trades", "/api/v1/portfolio/equity",
+               "/api/v1/portfolio/historical-risk"]
 FIRM_ROUTES = ["/api/v1/firm/activity", "/api/v1/firm/symbols", "/api/v1/firm/sectors",
                "/api/v1/firm/symbol/AAPL", "/api/v1/firm/top-users", "/api/v1/firm/nightly",
                "/api/v1/firm/health"]
@@ -48,9 +49,24 @@ def test_user_a_never_reads_user_b(as_alice, store):
             r = as_alice.get(path + trick)
             assert r.status_code == 200
             assert str(USER_B) not in r.get_data(as_text=True).replace(str(2**40), "")
-    assert {c[1] for c in store.calls if c[0] in ("portfolio", "trades", "equity")} == {USER_A}
+    assert {c[1] for c in store.calls
+            if c[0] in ("portfolio", "trades", "equity", "historical_risk")} == {USER_A}
     assert as_alice.get(f"/api/v1/portfolio/{USER_B}").status_code == 404
     assert as_alice.get("/api/v1/portfolio").get_json()["user_id"] == USER_A
+
+
+def test_historical_risk_newest_night_first_in_dollars(as_alice):
+    (night,) = as_alice.get("/api/v1/portfolio/historical-risk").get_json()["nights"]
+    assert night["day"] == "2026-11-20" and night["var_95"] == 40.5 and night["market_value"] == 1600.0
+    assert night["scenarios"] == 1258 and night["computed_at"].endswith("Z")
+    days = [n["day"] for n in as_alice.get("/api/v1/portfolio/historical-risk?limit=3").get_json()["nights"]]
+    assert days == ["2026-11-20", "2026-11-19", "2026-11-18"]
+    assert as_alice.get("/api/v1/portfolio/historical-risk?limit=0").status_code == 400
+
+
+def test_historical_risk_is_empty_before_the_first_night(client):
+    assert login(client, "bob").status_code == 302
+    assert client.get("/api/v1/portfolio/historical-risk").get_json() == {"nights": []}
 
 
 def test_portfolio_marked_to_latest_prices(as_alice, store):

@@ -8,7 +8,7 @@
   const $ = (id) => document.getElementById(id);
   const TEXT_KEYS = new Set(["symbol", "name", "sector"]);
   const state = {
-    portfolio: null, trades: [], equity: [], sp500: null,
+    portfolio: null, trades: [], equity: [], sp500: null, historical: null,
     sort: { key: "market_value", dir: -1 }, lastBatch: null,
   };
   const charts = { equity: null, sectors: null };
@@ -26,9 +26,14 @@
     state.equity = (await api("/api/v1/portfolio/equity")).points;
   }
 
+  /** Last night's historical VaR/ES (the nightly batch), or nothing before the first night. */
+  async function loadHistorical() {
+    state.historical = (await api("/api/v1/portfolio/historical-risk")).nights[0] || null;
+  }
+
   /** Each part on its own: a failing one leaves the others current and shows in the banner. */
   async function loadAll() {
-    const jobs = [loadPortfolio(), loadEquity()];
+    const jobs = [loadPortfolio(), loadEquity(), loadHistorical()];
     if (!state.sp500) jobs.push(api("/api/v1/reference/sectors").then((r) => { state.sp500 = r.sectors; }));
     const failure = (await Promise.allSettled(jobs)).find((r) => r.status === "rejected");
     if (failure) failed(failure.reason); else banner(null);
@@ -91,6 +96,7 @@
     $("price-source").textContent = p.live_prices === false ? "prices: last close" : "live prices";
     drawTotals(p.totals);
     drawRisk(p.risk);
+    drawHistorical(state.historical);
     drawHoldings(p.holdings);
     drawTrades(state.trades);
     upsertEquityPoint(p.totals);   // the curve ends at the value shown in the cards
@@ -116,6 +122,15 @@
         ? `${risk.largest_position_symbol} · ${fmt.pct(risk.largest_position_weight)}` : "–",
     };
     for (const node of document.querySelectorAll("[data-risk]")) node.textContent = text[node.dataset.risk];
+  }
+
+  function drawHistorical(night) {
+    const text = night
+      ? { var: `${fmt.money(night.var_95)} / ${fmt.money(night.var_99)}`,
+          es: `${fmt.money(night.es_95)} / ${fmt.money(night.es_99)}`,
+          night: `night of ${night.day}, ${night.scenarios} scenarios` }
+      : { var: "not computed yet", es: "–", night: "after the first nightly run" };
+    for (const node of document.querySelectorAll("[data-hist]")) node.textContent = text[node.dataset.hist];
   }
 
   /** Dollars, and as a share of the market value when there is one. */
