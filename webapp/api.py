@@ -163,7 +163,7 @@ def historical_risk():
     nights = int_param("limit", 1, 1, 400)
     rows = store().historical_risk(own_user_id(), nights)
     return jsonify(nights=[{
-        "day": str(r["day"]) if r["day"] is not None else None,  # a date or the driver's Date: ISO
+        "day": valuation.as_date(r["day"]).isoformat() if r["day"] is not None else None,
         "market_value": dollars(r["market_value_cents"]),
         "gross_exposure": dollars(r["gross_exposure_cents"]),
         **{k: r[k] for k in ("var_95", "var_99", "es_95", "es_99", "scenarios")},

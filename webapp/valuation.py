@@ -56,12 +56,12 @@ def _day_open(statics: dict[str, Any], today: date, equity: int) -> int:
     if not statics:
         return equity
     day = statics.get("day")
-    if day is not None and _as_date(day) == today and statics.get("day_open_equity_cents") is not None:
+    if day is not None and as_date(day) == today and statics.get("day_open_equity_cents") is not None:
         return statics["day_open_equity_cents"]
     return statics.get("equity_cents") if statics.get("equity_cents") is not None else equity
 
 
-def _as_date(value: Any) -> date:
+def as_date(value: Any) -> date:
     """The driver returns `cassandra.util.Date` for date columns."""
     return value if isinstance(value, date) else value.date()
 
