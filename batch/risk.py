@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from pyspark.sql import DataFrame
+from scipy import sparse
 
 from batch.settings import BatchError
 from stockafolio.errors import ConfigError
@@ -84,29 +85,42 @@ def scenario_pnl(user_codes: np.ndarray, symbol_codes: np.ndarray, values: np.nd
                  returns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(users, pnl): the distinct users (sorted) and their P&L in every scenario (users x days),
     from positions (user, symbol row of `returns`, market value): each user's exposure per name
-    (users x names) times the scenario returns (names x days), one matrix product in the dtype of
-    `returns`."""
+    (users x names, sparse: a user holds ~5 of 503 names; repeated pairs add up) times the scenario
+    returns (names x days), in the dtype of `returns`. The sparse product does ~1/100 of the
+    multiply-adds of the dense one: 11x faster per 4,000-user chunk
+    (bench/results/batch_risk_compute.md)."""
     users, rows = np.unique(user_codes, return_inverse=True)
-    names = returns.shape[0]
-    exposure = np.bincount(rows * names + symbol_codes, weights=values,
-                           minlength=len(users) * names).reshape(len(users), names)
-    return users, exposure.astype(returns.dtype, copy=False) @ returns
+    exposure = sparse.csr_array((np.asarray(values, dtype=returns.dtype), (rows, symbol_codes)),
+                                shape=(len(users), returns.shape[0]))
+    return users, np.asarray(exposure @ returns)
 
 
 def var_es(pnl: np.ndarray, levels: tuple[float, ...] = LEVELS) -> dict[str, np.ndarray]:
     """Per row of `pnl` (users x scenarios): var_<95|99> and es_<95|99> as positive losses.
-    One selection per row finds the largest tail's scenarios (`np.partition` at one index, no
-    negated copy), then only that tail (63 of 1,258 values at 95 %) is sorted."""
+    One selection per row finds the largest tail's scenarios (`np.partition` at one index), then only
+    that tail (63 of 1,258 values at 95 %) is sorted. A float32 `pnl` is selected as integer keys
+    (`_ordered_keys`): the same order, ~1.5x faster to partition than the floats themselves."""
     n = pnl.shape[1]
     tails = {level: max(1, math.ceil(round((1 - level) * n, 9))) for level in levels}
     widest = max(tails.values())
-    worst = np.sort(np.partition(pnl, widest - 1, axis=1)[:, :widest], axis=1)  # most negative first
+    keys = _ordered_keys(pnl) if pnl.dtype == np.float32 else pnl
+    worst = np.sort(np.partition(keys, widest - 1, axis=1)[:, :widest], axis=1)  # most negative first
+    if keys is not pnl:
+        worst = _ordered_keys(worst).view(np.float32)
     out: dict[str, np.ndarray] = {}
     for level, k in tails.items():
         name = f"{round(level * 100)}"
         out[f"var_{name}"] = -worst[:, k - 1].astype(np.float64)
         out[f"es_{name}"] = -worst[:, :k].mean(axis=1, dtype=np.float64)
     return out
+
+
+def _ordered_keys(values: np.ndarray) -> np.ndarray:
+    """int32 keys in the order of the float32 `values` (no NaN), and back: a float32's bits read as
+    an int32 already order the non-negative floats; flipping the 31 low bits of a negative one
+    reverses the order of the negatives, which is theirs. The map is its own inverse."""
+    bits = np.ascontiguousarray(values).view(np.int32)
+    return bits ^ ((bits >> 31) & np.int32(0x7FFFFFFF))
 
 
 def hist_var_group(positions: pd.DataFrame, symbols: tuple[str, ...], returns: np.ndarray) -> pd.DataFrame:

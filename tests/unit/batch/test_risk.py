@@ -16,6 +16,20 @@ def test_var_es_takes_the_kth_worst_loss() -> None:
     assert got["var_99"][0] == 100 and got["es_99"][0] == 100
 
 
+def test_var_es_in_float32_selects_on_integer_keys_with_the_float_order() -> None:
+    rng = np.random.default_rng(11)
+    pnl = rng.normal(0, 1000, (50, 300)).astype(np.float32)
+    pnl[0, :5] = [-0.0, 0.0, -1e-30, 1e-30, -3e38]  # signed zeros, tiny and huge values
+    got = risk.var_es(pnl)
+    want = risk.var_es(pnl.astype(np.float64))  # float64 takes the plain partition
+    for name in ("var_95", "var_99", "es_95", "es_99"):
+        np.testing.assert_allclose(got[name], want[name], rtol=1e-6)
+    assert got["es_99"][0] > 9e37  # the huge loss is in row 0's 1 % tail (its 3 worst of 300)
+    keys = risk._ordered_keys(pnl[0])
+    assert np.array_equal(np.argsort(keys, kind="stable"), np.argsort(pnl[0], kind="stable"))
+    assert np.array_equal(risk._ordered_keys(keys).view(np.float32), pnl[0])
+
+
 def test_scenario_pnl_sums_positions_per_user() -> None:
     returns = np.array([[0.1, -0.2], [0.0, 0.5]])  # 2 names x 2 scenarios
     users, pnl = risk.scenario_pnl(
@@ -23,6 +37,19 @@ def test_scenario_pnl_sums_positions_per_user() -> None:
     )
     assert users.tolist() == [3, 7]
     np.testing.assert_allclose(pnl, [[0.0, 5.0], [10.0, -20.0 - 10.0]])
+
+
+def test_scenario_pnl_adds_up_a_repeated_pair_and_equals_the_dense_product() -> None:
+    rng = np.random.default_rng(5)
+    returns = rng.normal(0, 0.02, (30, 50)).astype(np.float32)
+    users, names = rng.integers(0, 40, 300), rng.integers(0, 30, 300)
+    values = rng.lognormal(6, 1, 300)
+    values[1], names[1], users[1] = 11.0, names[0], users[0]  # one (user, name) pair twice
+    got_users, pnl = risk.scenario_pnl(users, names, values, returns)
+    dense = np.zeros((users.max() + 1, 30))
+    np.add.at(dense, (users, names), values)
+    assert pnl.dtype == np.float32 and got_users.tolist() == sorted(set(users.tolist()))
+    np.testing.assert_allclose(pnl, dense[got_users] @ returns.astype(np.float64), rtol=1e-4, atol=1e-2)
 
 
 def test_hist_var_group_in_cents_and_dollars() -> None:
