@@ -113,16 +113,73 @@ def _require(frame: pd.DataFrame, columns: list[str], what: str) -> None:
 def _normalised(trades: pd.DataFrame) -> pd.DataFrame:
     """Deduplicated, sorted by trade id, with a signed quantity and the price in cents."""
     frame = trades[TRADE_COLUMNS].drop_duplicates("trade_id").sort_values("trade_id", kind="stable")
-    sides = frame["side"].to_numpy()
+    return frame.assign(
+        delta=signed_quantity(frame["side"].to_numpy(), frame["quantity"].to_numpy(dtype=np.int64),
+                              frame["trade_id"].to_numpy()),
+        price_cents=price_cents(frame["price"].to_numpy()),
+    ).reset_index(drop=True)
+
+
+def signed_quantity(sides: np.ndarray, quantity: np.ndarray, trade_ids: np.ndarray) -> np.ndarray:
+    """+quantity for a buy, -quantity for a sell; any other side is an error naming the trade."""
     bad = ~np.isin(sides, ("buy", "sell"))
     if bad.any():
         raise AccountingError(f"side must be 'buy' or 'sell', got {sides[bad][0]!r} "
-                              f"(trade {frame['trade_id'].to_numpy()[bad][0]})")
-    quantity = frame["quantity"].to_numpy(dtype=np.int64)
-    return frame.assign(
-        delta=np.where(sides == "buy", quantity, -quantity),
-        price_cents=np.rint(frame["price"].to_numpy(dtype=np.float64) * 100).astype(np.int64),
-    ).reset_index(drop=True)
+                              f"(trade {trade_ids[bad][0]})")
+    return np.where(sides == "buy", quantity, -quantity)
+
+
+def price_cents(price: np.ndarray) -> np.ndarray:
+    """A price in USD (rounded to the cent on the wire) as exact integer cents."""
+    return np.rint(np.asarray(price, dtype=np.float64) * 100).astype(np.int64)
+
+
+def replay(trade_id: np.ndarray, user_id: np.ndarray, symbol: np.ndarray, delta: np.ndarray,
+           cents: np.ndarray, time: np.ndarray, opening_cash_cents: Opening = 0
+           ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every trade of some users applied onto nothing, as plain arrays: what `apply_batch` gives on an
+    empty prior state, by the same rule (`_waves`), without its prior merges, string keys and
+    timestamp conversions (~3x faster; the nightly rebuild replays the whole archive with it).
+
+    `symbol` holds non-negative integer codes, `delta` the signed quantity, `cents` the price in
+    cents, `time` any int64 clock. Duplicate trade ids count once. Returns (holdings, cash):
+    user_id, symbol, quantity, cost_basis_cents, realized_pnl_cents, last_trade_id, last_trade_time
+    per (user, symbol), sorted by user and symbol; user_id, cash_cents, cash_last_trade_id per user,
+    sorted by user. Two sorts in all: by trade id, then (stable) by pair."""
+    order = np.argsort(trade_id, kind="stable")
+    ids = trade_id[order]
+    order = order[np.r_[True, ids[1:] != ids[:-1]]] if len(ids) else order  # first copy of an id
+    ids, users, symbols = trade_id[order], user_id[order].astype(np.int64), symbol[order].astype(np.int64)
+    delta, cents, time = delta[order].astype(np.int64), cents[order].astype(np.int64), time[order]
+    width = int(symbols.max()) + 1 if len(symbols) else 1
+    if len(symbols) and (symbols.min() < 0 or users.max() >= np.iinfo(np.int64).max // width):
+        raise AccountingError("replay needs non-negative symbol codes and user ids below 2**63 / codes")
+    key = users * width + symbols
+    by_pair = np.argsort(key, kind="stable")  # by (user, symbol), trade-id order kept inside each
+    sorted_key = key[by_pair]
+    first = _run_starts(sorted_key)
+    pairs, group = sorted_key[first], np.empty(len(key), dtype=np.intp)
+    group[by_pair] = np.cumsum(first) - 1
+    q, basis, realized = (np.zeros(len(pairs), dtype=np.int64) for _ in range(3))
+    if len(key):
+        _waves(group, by_pair, delta, cents, q, basis, realized)
+    last = by_pair[np.r_[first[1:], True]] if len(key) else by_pair  # the end of each pair's run
+    owner = pairs // width  # sorted, as the pairs are
+    new_user = _run_starts(owner)
+    people, who = owner[new_user], (np.cumsum(new_user) - 1)[group]
+    cash = opening_cash(people, opening_cash_cents).copy()
+    np.add.at(cash, who, -(delta * cents))
+    guard = np.zeros(len(people), dtype=np.int64)
+    np.maximum.at(guard, who, ids)
+    holdings = pd.DataFrame({"user_id": owner, "symbol": pairs % width, "quantity": q,
+                             "cost_basis_cents": basis, "realized_pnl_cents": realized,
+                             "last_trade_id": ids[last], "last_trade_time": time[last]})
+    return holdings, pd.DataFrame({"user_id": people, "cash_cents": cash, "cash_last_trade_id": guard})
+
+
+def _run_starts(values: np.ndarray) -> np.ndarray:
+    """True where a sorted array's value differs from the one before (a run starts)."""
+    return np.r_[True, values[1:] != values[:-1]] if len(values) else np.zeros(0, dtype=bool)
 
 
 def _with_prior(batch: pd.DataFrame, holdings: pd.DataFrame) -> pd.DataFrame:
@@ -157,14 +214,21 @@ def _wavefront(group: np.ndarray, delta: np.ndarray, price: np.ndarray, q: np.nd
     group at once, so each step touches a group at most once."""
     if len(group) == 0:
         return
-    order = np.argsort(group, kind="stable")  # by group, trade-id order kept inside each group
+    _waves(group, np.argsort(group, kind="stable"), delta, price, q, basis, realized)
+
+
+def _waves(group: np.ndarray, order: np.ndarray, delta: np.ndarray, price: np.ndarray, q: np.ndarray,
+           basis: np.ndarray, realized: np.ndarray) -> None:
+    """`_wavefront` given `order`: the trades sorted by group, trade-id order kept inside each group."""
     sorted_group = group[order]
     starts = np.flatnonzero(np.r_[True, sorted_group[1:] != sorted_group[:-1]])
     rank = np.arange(len(order)) - np.repeat(starts, np.diff(np.r_[starts, len(order)]))
+    if rank.max() < np.iinfo(np.int16).max:
+        rank = rank.astype(np.int16)  # a stable sort of 16-bit keys is a radix sort: ~3x faster
     by_rank = np.argsort(rank, kind="stable")
-    bounds = np.searchsorted(rank[by_rank], np.arange(rank.max() + 2))
+    bounds = np.searchsorted(rank[by_rank], np.arange(int(rank.max()) + 2))
     by_rank = order[by_rank]
-    for k in range(rank.max() + 1):
+    for k in range(int(rank.max()) + 1):
         rows = by_rank[bounds[k]:bounds[k + 1]]
         _step(group[rows], delta[rows], price[rows], q, basis, realized)
 

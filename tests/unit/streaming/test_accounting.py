@@ -10,7 +10,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stockafolio.accounting import AccountingError, apply_batch, empty_cash, empty_holdings
+from stockafolio.accounting import (
+    AccountingError,
+    apply_batch,
+    empty_cash,
+    empty_holdings,
+    price_cents,
+    replay,
+)
 
 T0 = datetime(2026, 11, 20, 14, 30, tzinfo=UTC)
 SYMBOLS = ("AAPL", "MSFT", "XOM")
@@ -195,6 +202,34 @@ def as_dicts(holdings: pd.DataFrame, cash: pd.DataFrame) -> tuple[dict, dict]:
 def test_vectorised_batch_equals_the_slow_reference(seed: int) -> None:
     batch = random_trades(seed, n=3_000, users=25 if seed % 2 else 400)
     assert as_dicts(*apply(batch, opening=5_000_000)) == reference(batch, opening=5_000_000)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_replay_on_arrays_equals_apply_batch_on_an_empty_state(seed: int) -> None:
+    batch = random_trades(200 + seed, n=3_000, users=25 if seed % 2 else 400)
+    batch = pd.concat([batch, batch.sample(50, random_state=seed)])  # duplicate ids count once
+    codes = {s: i for i, s in enumerate(SYMBOLS)}
+    opening = 5_000_000 if seed % 2 else (lambda users: users * 100)
+    held, cash = replay(batch["trade_id"].to_numpy(), batch["user_id"].to_numpy(),
+                        batch["symbol"].map(codes).to_numpy(),
+                        np.where(batch["side"] == "buy", batch["quantity"], -batch["quantity"]),
+                        price_cents(batch["price"].to_numpy()),
+                        batch["event_time"].to_numpy(dtype="datetime64[ms]").astype(np.int64), opening)
+    want = apply_batch(batch, empty_holdings(), empty_cash(), opening)
+    held = held.assign(symbol=np.asarray(SYMBOLS)[held["symbol"]])
+    assert as_dicts(held, cash) == as_dicts(want.holdings, want.cash)
+    times = want.holdings.set_index(["user_id", "symbol"])["last_trade_time"]
+    got = held.set_index(["user_id", "symbol"])["last_trade_time"]
+    assert (got.reindex(times.index).to_numpy()
+            == times.dt.tz_convert(None).to_numpy(dtype="datetime64[ms]").astype(np.int64)).all()
+    assert (cash.set_index("user_id")["cash_last_trade_id"]
+            == want.cash.set_index("user_id")["cash_last_trade_id"].reindex(cash["user_id"])).all()
+
+
+def test_replay_of_nothing_is_empty() -> None:
+    none = np.zeros(0, dtype=np.int64)
+    held, cash = replay(none, none, none, none, none, none)
+    assert held.empty and cash.empty and list(cash.columns) == ["user_id", "cash_cents", "cash_last_trade_id"]
 
 
 @pytest.mark.parametrize("seed", range(4))
