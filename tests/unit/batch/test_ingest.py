@@ -12,6 +12,8 @@ from tests.unit.batch.conftest import TRADE_DDL, trade
 
 DAY = date(2026, 11, 20)
 
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # pyspark 3.5's pandas checks
+
 
 def reasons(spark, rows: list[tuple]) -> list[str | None]:
     frame = ingest.with_reason(spark.createDataFrame(rows, TRADE_DDL), DAY, ["AAPL", "MSFT"])
@@ -91,3 +93,10 @@ def test_read_failure_names_the_file() -> None:
         ),
     )
     assert "s3a://b/trades/date=2026-11-20/hour=14/x.parquet" in message and "--date 2026-11-20" in message
+
+
+def test_repeated_ids_are_those_seen_more_than_once_in_any_partition(spark) -> None:
+    ids = [5, 1, 2, 2, 9, 3, 3, 3, None, None, 7, 9]
+    frame = spark.createDataFrame([(i,) for i in ids], "trade_id BIGINT").repartition(3)  # copies apart
+    spark.conf.set("spark.sql.shuffle.partitions", "4")
+    assert sorted(r["trade_id"] for r in ingest.repeated_ids(frame).collect()) == [2, 3, 9]
