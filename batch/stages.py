@@ -72,7 +72,8 @@ class Night:
             staged = self.files.staging(self.settings, "holdings")
             with self.step("rebuild holdings (shuffle by user, accounting, HDFS write)"):
                 opening = holdings.opening(self.settings.opening_cash_cents, self.settings.seed)
-                holdings.rebuild(trades, groups, opening, sorted(per_symbol)).write.parquet(staged)
+                rebuilt = holdings.rebuild(trades, groups, opening, sorted(per_symbol), self.settings.day)
+                rebuilt.write.parquet(staged)
                 self.files.swap(staged, self.settings.dataset(HOLDINGS))
             self._snapshot = self.spark.read.parquet(self.settings.dataset(HOLDINGS))
         return self._snapshot
@@ -120,7 +121,7 @@ def run_views(night: Night) -> str:
         for view, frame in views.view_rows(night.cells(), users, positions, night.sectors()).items():
             with night.step(f"view {view}"):
                 written += store.write_view(session, s.keyspace, s.day, view, frame.toPandas(), now)
-        totals = views.user_totals(trades).persist()
+        totals = views.user_totals(night.snapshot()).persist()
         for metric in ("trades", "notional"):
             with night.step(f"top users by {metric}"):
                 written += store.write_top_users(session, s.keyspace, s.day, metric,

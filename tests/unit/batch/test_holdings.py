@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from batch import holdings
-from tests.unit.batch.conftest import TRADE_DDL, trade
+from tests.unit.batch.conftest import T0, TRADE_DDL, trade
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # pyspark 3.5's pandas conversions
 
@@ -65,6 +65,23 @@ def test_rebuild_refuses_a_symbol_missing_from_the_list(spark) -> None:
     trades = spark.createDataFrame(TRADES, TRADE_DDL)
     with pytest.raises(Exception, match="missing from the symbol list"):
         holdings.rebuild(trades, 2, 0, ["AAPL"]).collect()
+
+
+def test_the_day_activity_is_on_each_users_first_row_only(spark) -> None:
+    day = T0.date()
+    earlier = trade(0, 1, "XOM", "buy", 7, 30.00, -86_400)  # the day before: not today's activity
+    trades = spark.createDataFrame([*TRADES, earlier], TRADE_DDL)
+    got = holdings.rebuild(trades, 2, 0, day=day).toPandas().sort_values(["user_id", "symbol"])
+    got = got.set_index(["user_id", "symbol"])[["day_trades", "day_notional_cents"]]
+    # user 1: AAPL 100000 + 110000 + 60000 (the duplicate once), MSFT 1000; user 2: 15003 + 12000
+    assert got.to_dict("index") == {
+        (1, "AAPL"): {"day_trades": 4, "day_notional_cents": 271_000},
+        (1, "MSFT"): {"day_trades": 0, "day_notional_cents": 0},
+        (1, "XOM"): {"day_trades": 0, "day_notional_cents": 0},
+        (2, "MSFT"): {"day_trades": 2, "day_notional_cents": 27_003},
+    }
+    without = holdings.rebuild(trades, 2, 0).toPandas()
+    assert (without["day_trades"] == 0).all() and (without["day_notional_cents"] == 0).all()
 
 
 def test_groups_scale_with_trades() -> None:

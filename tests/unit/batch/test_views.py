@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from batch import views
-from tests.unit.batch.conftest import TRADE_DDL, trade
+from batch import holdings, views
+from tests.unit.batch.conftest import T0, TRADE_DDL, trade
 
 TRADES = [
     trade(1, 10, "AAPL", "buy", 10, 100.0, 0),
@@ -15,6 +15,8 @@ TRADES = [
     trade(5, 11, "MSFT", "buy", 1, 201.0, 62),
 ]
 SECTORS = [("AAPL", "Information Technology"), ("MSFT", "Information Technology"), ("XOM", "Energy")]
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # pyspark 3.5's pandas checks
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +76,9 @@ def test_per_minute_has_active_users(trades, cells) -> None:
 
 
 def test_top_users_rank_by_metric_then_user_id(trades) -> None:
-    totals = views.user_totals(trades)
+    totals = views.user_totals(holdings.rebuild(trades, 2, 0, day=T0.date()))
+    got = sorted(tuple(r) for r in totals.collect())
+    assert got == [(10, 2.0, 1440.0), (11, 2.0, 1201.0), (12, 1.0, 210.0)]
     by_trades = [
         (r["rank"], r["user_id"], r["value"]) for r in views.top_users(totals, "trades", 2).collect()
     ]
