@@ -77,11 +77,11 @@ def _replayed(ids, users, codes, delta, price, millis, opening_cash_cents, day_s
     owner = held["user_id"].to_numpy()
     at = np.searchsorted(cash["user_id"].to_numpy(), owner)  # both sorted by user
     day_trades, day_notional = np.zeros(len(held), dtype=np.int64), np.zeros(len(held), dtype=np.int64)
-    today = np.zeros(len(ids), dtype=bool) if day_start_ms is None else np.asarray(millis) >= day_start_ms
+    today = np.zeros(len(ids), dtype=bool) if day_start_ms is None else millis >= day_start_ms
     if today.any():
-        active, who = np.unique(np.asarray(users, dtype=np.int64)[today], return_inverse=True)
+        active, who = np.unique(users[today], return_inverse=True)
         notional = np.zeros(len(active), dtype=np.int64)
-        np.add.at(notional, who, np.abs(np.asarray(delta, dtype=np.int64)[today]) * cents[today])
+        np.add.at(notional, who, np.abs(delta[today].astype(np.int64)) * cents[today])
         first = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])  # each user's first row
         slot = np.minimum(np.searchsorted(active, owner[first]), len(active) - 1)
         found = active[slot] == owner[first]
