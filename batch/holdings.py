@@ -18,7 +18,7 @@ import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from stockafolio.accounting import price_cents, replay, signed_quantity
+from stockafolio.accounting import first_copies, price_cents, replay, signed_quantity
 
 REBUILT_DDL = ("user_id BIGINT, symbol STRING, quantity BIGINT, cost_basis_cents BIGINT, "
                "realized_pnl_cents BIGINT, last_trade_id BIGINT, last_trade_time TIMESTAMP, "
@@ -64,12 +64,9 @@ def rebuild_group(frame: pd.DataFrame, opening_cash_cents=0,
 
 def _replayed(ids, users, codes, delta, price, millis, opening_cash_cents, day_start_ms) -> pd.DataFrame:
     """REBUILT_COLUMNS with the symbol as its code and the last trade time in epoch milliseconds."""
-    # each trade id once (its first copy), in id order: replay's own sort then runs over sorted input,
-    # and the day's totals count a trade once
-    first = np.argsort(ids, kind="stable")
-    sorted_ids = np.asarray(ids)[first]
-    if len(first):
-        first = first[np.r_[True, sorted_ids[1:] != sorted_ids[:-1]]]
+    # each trade id once, in id order, so the day's totals count a trade once (replay's own pass over
+    # the then sorted, unique ids is ~15 ms per million)
+    first = first_copies(np.asarray(ids))
     ids, users, codes, delta, price, millis = (np.asarray(a)[first]
                                                for a in (ids, users, codes, delta, price, millis))
     cents = price_cents(price)

@@ -146,9 +146,7 @@ def replay(trade_id: np.ndarray, user_id: np.ndarray, symbol: np.ndarray, delta:
     user_id, symbol, quantity, cost_basis_cents, realized_pnl_cents, last_trade_id, last_trade_time
     per (user, symbol), sorted by user and symbol; user_id, cash_cents, cash_last_trade_id per user,
     sorted by user. Two sorts in all: by trade id, then (stable) by pair."""
-    order = np.argsort(trade_id, kind="stable")
-    ids = trade_id[order]
-    order = order[np.r_[True, ids[1:] != ids[:-1]]] if len(ids) else order  # first copy of an id
+    order = first_copies(trade_id)
     ids, users, symbols = trade_id[order], user_id[order].astype(np.int64), symbol[order].astype(np.int64)
     delta, cents, time = delta[order].astype(np.int64), cents[order].astype(np.int64), time[order]
     width = int(symbols.max()) + 1 if len(symbols) else 1
@@ -175,6 +173,12 @@ def replay(trade_id: np.ndarray, user_id: np.ndarray, symbol: np.ndarray, delta:
                              "cost_basis_cents": basis, "realized_pnl_cents": realized,
                              "last_trade_id": ids[last], "last_trade_time": time[last]})
     return holdings, pd.DataFrame({"user_id": people, "cash_cents": cash, "cash_last_trade_id": guard})
+
+
+def first_copies(trade_id: np.ndarray) -> np.ndarray:
+    """Positions of the first copy of each trade id, in trade-id order (duplicates count once)."""
+    order = np.argsort(trade_id, kind="stable")
+    return order[_run_starts(np.asarray(trade_id)[order])]
 
 
 def _run_starts(values: np.ndarray) -> np.ndarray:
