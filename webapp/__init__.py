@@ -35,7 +35,7 @@ def create_app(settings: WebSettings | None = None, store: Store | None = None,
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["stockafolio.store"] = store or Store(
         settings.cassandra, settings.keyspace, settings.cassandra_timeout_s, settings.cassandra_retry_s,
-        settings.prices_ttl_s)
+        settings.prices_ttl_s, settings.shared_ttl_s, settings.user_cache_users, settings.user_cache_ttl_s)
     app.extensions["stockafolio.clock"] = clock or (lambda: datetime.now(UTC))
     security.init_app(app, settings)
     errors.init_app(app)
@@ -48,6 +48,8 @@ def create_app(settings: WebSettings | None = None, store: Store | None = None,
     live.socketio.init_app(app, async_mode=settings.async_mode,
                            cors_allowed_origins=list(settings.allowed_origins), manage_session=False,
                            transports=["websocket"], ping_interval=25)
+    if settings.live_tasks:
+        live.start_tasks(app)
     return app
 
 

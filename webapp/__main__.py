@@ -17,6 +17,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from stockafolio.argtypes import non_negative_int as _non_negative
 from stockafolio.argtypes import positive_int as _positive
 from stockafolio.errors import StockafolioError
 from stockafolio.settings import Endpoints, default_keyspace, default_var_dir
@@ -58,6 +59,9 @@ def _serve_parser() -> argparse.ArgumentParser:
                         "listening address on http, and localhost)")
     p.add_argument("--events-topic", default=None, help="Kafka topic of the stream's portfolio events "
                    "(default portfolio-events)")
+    p.add_argument("--user-cache", type=_non_negative, default=20_000, metavar="USERS",
+                   help="users whose own rows each process keeps until their next portfolio event "
+                        "(0: read Cassandra on every request; default %(default)s)")
     p.add_argument("--threading", action="store_true",
                    help="one process with Werkzeug's development server instead of gunicorn (debugging)")
     return p
@@ -76,7 +80,7 @@ def build_settings(args: argparse.Namespace, env=os.environ):
         kafka_bootstrap=endpoints.kafka.bootstrap_servers, kafka_auth=endpoints.kafka.auth,
         secret_key=secret_key(var / "secrets"),
         allowed_origins=origins, vendor_dir=_vendor_dir(env), secure_cookies=args.secure_cookies,
-        async_mode="threading",
+        async_mode="threading", user_cache_users=args.user_cache,
         **({"events_topic": args.events_topic} if args.events_topic else {}))
 
 

@@ -121,10 +121,10 @@ def own_user_id() -> int:
 @bp.get("/portfolio")
 @user_required
 def portfolio():
-    user_id = own_user_id()
-    rows = store().portfolio(user_id)
-    values, as_of = store().prices()
-    return jsonify(valuation.mark(rows, values, as_of, user_id, now().date()))
+    user_id, today = own_user_id(), now().date()
+    body = store().marked(user_id, lambda rows, values, as_of: current_app.json.dumps(
+        valuation.mark(rows, values, as_of, user_id, today)))
+    return current_app.response_class(body + "\n", mimetype="application/json")
 
 
 @bp.get("/portfolio/trades")

@@ -3,8 +3,10 @@ an allowed Origin are required) and never changes room: no client event is handl
 
 Two background tasks per web process, both emitting only to that process's own sockets:
 - `portfolio`: every process reads the whole `portfolio-events` topic (assigned all partitions, no
-  consumer group offsets), drops events of users it holds no socket for, and for the rest re-marks the
-  user's Q1 partition (same totals and risk as the API) at most once a second per user. Each event is
+  consumer group offsets), from the moment its app is built (not only once a socket connects): each
+  event first drops the user's cached rows (webapp.cache.UserRows, which serves only while this
+  reader is assigned). Then it drops events of users it holds no socket for, and for the rest re-marks
+  the user's Q1 partition (same totals and risk as the API) at most once a second per user. Each event is
   therefore emitted once, by the process that holds the user's socket; no message queue is needed
   and no process does work for users watched elsewhere. (A shared consumer group would deliver each
   event to one process, which would then have to publish every touched user's event to all others
@@ -57,13 +59,15 @@ def _connect(auth: Any = None) -> None:
         raise ConnectionRefusedError("origin not allowed")
     join_room(FIRM_ROOM if account.role == "firm" else user_room(account.user_id))
     if settings.live_tasks:
-        _start_tasks(current_app._get_current_object())  # type: ignore[attr-defined]
+        start_tasks(current_app._get_current_object())  # type: ignore[attr-defined]
 
 
 _started: set[int] = set()
 
 
-def _start_tasks(app) -> None:
+def start_tasks(app) -> None:
+    """The push tasks of this process (once): started with the app, so that the event reader keeps
+    the per-user cache correct before any socket connects."""
     import os
 
     if os.getpid() in _started:
@@ -129,14 +133,27 @@ class Pusher:
             self.io.emit("firm", event, to=FIRM_ROOM)
             self.sent_minute = (event["minute"], event["health"])
 
-    def offer_event(self, raw: bytes | None) -> None:
-        try:
-            event = orjson.loads(raw or b"")
-            user_id = int(event["user_id"])
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-            return
-        if local_room_size(self.io, user_room(user_id)):
-            self.users.offer(user_id, event.get("last_batch_id"))
+    def offer_events(self, events: list[tuple[bytes | None, bytes | None]]) -> None:
+        """(key, value) records of `portfolio-events`: every named user's cached rows are dropped, and
+        the users with a socket here get a push. The key is the user id (the stream keys events by
+        it), so only watched users' events are decoded."""
+        users: list[int] = []
+        for key, raw in events:
+            user_id = _user_of(key, raw)
+            if user_id is None:
+                continue
+            users.append(user_id)
+            if local_room_size(self.io, user_room(user_id)):
+                try:
+                    batch = orjson.loads(raw or b"").get("last_batch_id")
+                except (orjson.JSONDecodeError, AttributeError):
+                    batch = None
+                self.users.offer(user_id, batch)
+        if users:
+            self.store.changed(users)
+
+    def offer_event(self, raw: bytes | None, key: bytes | None = None) -> None:
+        self.offer_events([(key, raw)])
 
     def portfolio_tick(self) -> None:
         for user_id, batch_id in self.users.due():
@@ -163,8 +180,22 @@ class Pusher:
             LOG.exception("live push failed; continuing")
 
 
+def _user_of(key: bytes | None, raw: bytes | None) -> int | None:
+    """The event's user id: its key, else (a record keyed otherwise) the JSON body's user_id."""
+    if key:
+        try:
+            return int(key)
+        except ValueError:
+            pass
+    try:
+        return int(orjson.loads(raw or b"")["user_id"])
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        return None
+
+
 def run_events(settings, pusher: Pusher) -> None:
-    """Read `portfolio-events` from its end, on every partition, without committing offsets."""
+    """Read `portfolio-events` from its end, on every partition, without committing offsets. The store's
+    per-user cache serves only while this reader is assigned (it is what invalidates it)."""
     from confluent_kafka import OFFSET_END, Consumer, KafkaException, TopicPartition
 
     from stockafolio.settings import kafka_client_config
@@ -182,11 +213,12 @@ def run_events(settings, pusher: Pusher) -> None:
                     consumer.assign([TopicPartition(settings.events_topic, p, OFFSET_END)
                                      for p in meta.partitions])
                     assigned = True
-            for message in consumer.consume(500, timeout=0.2) if assigned else []:
-                if message.error() is None:
-                    pusher.offer_event(message.value())
+                    pusher.store.events_live(True)
+            messages = consumer.consume(1000, timeout=0.2) if assigned else []
+            pusher.offer_events([(m.key(), m.value()) for m in messages if m.error() is None])
         except KafkaException as exc:
             LOG.warning("portfolio-events not readable (%s); retrying", exc)
+            pusher.store.events_live(False)
             pusher.io.sleep(5)
         pusher._guarded(pusher.portfolio_tick)
         if not assigned:

@@ -41,6 +41,9 @@ class WebSettings:
     cassandra_timeout_s: float = 3.0
     cassandra_retry_s: float = 5.0        # after a failed connect, wait this long before trying again
     prices_ttl_s: float = 1.0             # how stale the per-process copy of Q4 may get
+    shared_ttl_s: float = 1.0             # the firm's views (Q5-Q10), the same for every analyst
+    user_cache_users: int = 20_000        # users whose Q1-Q3 rows a process keeps until their next
+    user_cache_ttl_s: float = 10.0        # portfolio event, at most this long (0 users: no cache)
     async_mode: AsyncMode = "threading"
     live_tasks: bool = True               # start the Kafka/Cassandra push tasks (off in unit tests)
     testing: bool = False

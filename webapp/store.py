@@ -10,9 +10,9 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import date, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from cassandra import (
     DriverException,
@@ -27,6 +27,7 @@ from cassandra.query import PreparedStatement, dict_factory
 from stockafolio import cql
 from stockafolio.errors import StockafolioError
 from stockafolio.settings import CassandraEndpoint
+from webapp.cache import Shared, UserRows
 
 LOG = logging.getLogger(__name__)
 MARKET = "us"                  # the one partition of Q4 (see streaming/store.py)
@@ -69,6 +70,9 @@ QUERIES: dict[str, str] = {
 }
 
 
+T = TypeVar("T")
+
+
 class DataUnavailable(StockafolioError):
     """Cassandra did not answer (down, restarting, overloaded); the message says what failed."""
 
@@ -77,7 +81,8 @@ class Store:
     """The web app's view of Cassandra. Thread- and greenlet-safe; one instance per process."""
 
     def __init__(self, endpoint: CassandraEndpoint, keyspace: str, timeout_s: float = 3.0,
-                 retry_s: float = 5.0, prices_ttl_s: float = 1.0,
+                 retry_s: float = 5.0, prices_ttl_s: float = 1.0, shared_ttl_s: float = 1.0,
+                 user_cache_users: int = 20_000, user_cache_ttl_s: float = 10.0,
                  connect: Callable[..., tuple[Cluster, Session]] | None = None) -> None:
         self.endpoint, self.keyspace = endpoint, cql.check_identifier(keyspace)
         self.timeout_s, self.retry_s, self.prices_ttl_s = timeout_s, retry_s, prices_ttl_s
@@ -90,6 +95,10 @@ class Store:
         self._failed_at = 0.0          # last failed connect (monotonic)
         self._failing_since: float | None = None
         self._prices: tuple[float, dict[str, float], datetime | None] | None = None
+        # a user's own rows until their next portfolio event (webapp.cache; off until live.run_events
+        # reads the events), and the firm's views shared by every analyst for `shared_ttl_s`
+        self.user_rows = UserRows(user_cache_users, user_cache_ttl_s)
+        self.shared = Shared(shared_ttl_s)
 
     # ------------------------------------------------------------ session life cycle
 
@@ -170,14 +179,42 @@ class Store:
                          role, now)
         return overwrite or bool(rows and rows[0].get("[applied]"))
 
+    def _own(self, name: str, user_id: int, *params: Any) -> list[dict[str, Any]]:
+        """Q1-Q3: one user's rows, through the per-user cache (a copy of the list: callers may extend
+        it; the row dicts are shared and never modified). One slot per query and first parameter (the
+        day), the rest (the trade limit) as its version, so a user holds a handful of entries."""
+        slot, version = (name, *params[:1]), params[1:]
+        return list(self.user_rows.get(user_id, slot, lambda: tuple(self._run(name, user_id, *params)),
+                                       version))
+
+    def marked(self, user_id: int, mark: Callable[[list[dict[str, Any]], dict[str, float], Any], T]) -> T:
+        """`mark(Q1 rows, prices, prices as of)`, kept beside the rows until the user's next event or
+        this process's next prices snapshot (whichever comes first): a dashboard re-reading an
+        unchanged portfolio within the second costs neither a read nor a valuation."""
+        self.prices()
+        stamp, prices, as_of = self._prices or (None, {}, None)
+        return self.user_rows.get(user_id, ("marked",),
+                                  lambda: mark(self.portfolio(user_id), prices, as_of), stamp)
+
+    def changed(self, user_ids: Iterable[int]) -> None:
+        """The stream wrote these users' rows (their portfolio events): forget what is cached of them."""
+        self.user_rows.invalidate(user_ids)
+
+    def events_live(self, on: bool) -> None:
+        """Whether this process reads the portfolio events now: the per-user cache serves only then."""
+        self.user_rows.enable(on)
+
+    def _firm(self, name: str, *params: Any) -> list[dict[str, Any]]:
+        return list(self.shared.get((name, *params), lambda: tuple(self._run(name, *params))))
+
     def portfolio(self, user_id: int) -> list[dict[str, Any]]:
-        return self._run("portfolio", user_id)
+        return self._own("portfolio", user_id)
 
     def trades(self, user_id: int, day: date, limit: int) -> list[dict[str, Any]]:
-        return self._run("trades", user_id, day, limit)
+        return self._own("trades", user_id, day, limit)
 
     def equity(self, user_id: int, day: date) -> list[dict[str, Any]]:
-        return self._run("equity", user_id, day)
+        return self._own("equity", user_id, day)
 
     def prices(self) -> tuple[dict[str, float], datetime | None]:
         """Q4, shared by every request of this process for `prices_ttl_s` (503 rows is the most
@@ -192,29 +229,29 @@ class Store:
         return prices, as_of
 
     def symbol_stats(self, day: date, symbol: str) -> list[dict[str, Any]]:
-        return self._run("symbol_stats", day, symbol)
+        return self._firm("symbol_stats", day, symbol)
 
     def firm_activity(self, day: date) -> list[dict[str, Any]]:
-        return self._run("firm_activity", day)
+        return self._firm("firm_activity", day)
 
     def symbol_totals(self, day: date) -> list[dict[str, Any]]:
-        return self._run("symbol_totals", day)
+        return self._firm("symbol_totals", day)
 
     def top_users(self, day: date, metric: str) -> list[dict[str, Any]]:
-        return self._run("top_users", day, metric)
+        return self._firm("top_users", day, metric)
 
     def batches(self, limit: int) -> list[dict[str, Any]]:
-        return self._run("batches", JOB, limit)
+        return self._firm("batches", JOB, limit)
 
     def nightly_view(self, day: date, view: str) -> list[dict[str, Any]]:
-        return self._run("nightly_view", day, view)
+        return self._firm("nightly_view", day, view)
 
     def historical_risk(self, user_id: int, nights: int) -> list[dict[str, Any]]:
         """Q11: the user's nightly historical VaR/ES, newest night first."""
         return self._run("historical_risk", user_id, nights)
 
     def reconciliation(self, day: date) -> dict[str, Any] | None:
-        rows = self._run("reconciliation", day)
+        rows = self._firm("reconciliation", day)
         return rows[0] if rows else None
 
 

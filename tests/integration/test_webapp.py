@@ -261,6 +261,46 @@ def test_socket_pushes_portfolio_from_kafka_only_to_its_user(server: str, events
             client.disconnect()
 
 
+def test_cached_portfolio_is_reread_after_the_users_event(server: str, events_topic: str, keyspace: str,
+                                                         cassandra_session, endpoints):
+    """Each worker keeps a user's rows until that user's portfolio event (webapp.cache.UserRows); the
+    event, read from the real topic, must make the next request read Cassandra again, well before
+    the 10 s bound for writes that publish no event."""
+    from confluent_kafka import Producer
+
+    s = session_for(server, "bob")  # one keep-alive connection: always the same worker
+    update = cassandra_session.prepare(
+        f"UPDATE {keyspace}.portfolio_by_user SET quantity = ? WHERE user_id = ? AND symbol = 'MSFT'")  # noqa: S608
+
+    def quantity() -> int:
+        r = s.get(f"{server}/api/v1/portfolio", timeout=5)
+        assert r.status_code == 200, r.text
+        return r.json()["holdings"][0]["quantity"]
+
+    producer = Producer({"bootstrap.servers": endpoints.kafka.bootstrap_servers})
+    try:
+        # the worker serves from its cache once its event reader is assigned (a second or so after start)
+        deadline, cached = time.monotonic() + 30, False
+        while not cached and time.monotonic() < deadline:
+            assert quantity() == 3
+            cassandra_session.execute(update, (4, USER_B))
+            cached = quantity() == 3  # Cassandra says 4: 3 can only come from the cache
+            if not cached:
+                cassandra_session.execute(update, (3, USER_B))
+                time.sleep(0.5)
+        assert cached, "the worker never served bob's portfolio from its cache"
+        producer.produce(events_topic, key=str(USER_B), value=json.dumps({"user_id": USER_B, "last_batch_id": 4}))
+        producer.flush(5)
+        sent = time.monotonic()
+        while quantity() != 4:
+            assert time.monotonic() - sent < 5, "bob's event did not invalidate the cached portfolio in 5 s"
+            time.sleep(0.1)
+    finally:
+        cassandra_session.execute(update, (3, USER_B))
+        producer.produce(events_topic, key=str(USER_B), value=json.dumps({"user_id": USER_B, "last_batch_id": 5}))
+        producer.flush(5)
+
+
 def test_socket_refuses_anonymous_and_foreign_origin(server: str):
     import socketio
 

@@ -62,6 +62,15 @@ class FakeStore:
                                    "password_hash": password_hash}
         return True
 
+    def marked(self, user_id, mark):
+        return mark(self.portfolio(user_id), *self.prices())
+
+    def changed(self, user_ids):
+        self.changed_users = [*getattr(self, "changed_users", []), *user_ids]
+
+    def events_live(self, on):
+        self.live = on
+
     def portfolio(self, user_id):
         self._check("portfolio", user_id)
         return self.portfolios.get(user_id, [])

@@ -95,3 +95,16 @@ def test_coalescer_sends_at_most_once_per_period_newest_wins():
     now[0] = 1.0
     assert c.due() == [(USER_A, 3)]
     assert c.due() == []
+
+
+def test_every_event_drops_its_users_cached_rows_watched_or_not(app, store, two_users):
+    pusher = Pusher(store, lambda: NOW, socketio)
+    with app.app_context():
+        pusher.offer_events([(str(USER_B).encode(), b'{"user_id": %d, "last_batch_id": 9}' % USER_B),
+                             (b"424242", b"{}"),                               # keyed: body not needed
+                             (None, b'{"user_id": 31337, "last_batch_id": 9}'),  # unkeyed: the body's id
+                             (b"junk", b"not json")])                          # neither: skipped
+        pusher.portfolio_tick()
+    assert store.changed_users == [USER_B, 424242, 31337]
+    bob = two_users["bob"].get_received()
+    assert [e["name"] for e in bob] == ["portfolio"] and bob[0]["args"][0]["user_id"] == USER_B
