@@ -249,7 +249,8 @@ def wait_for_trade(url: str, session, arrived: threading.Event, stamp: list[floa
         if not arrived.wait(max(0.0, deadline - time.time())):
             return None
         first = stamp[0]
-        trades = session.get(f"{url}/api/v1/portfolio/trades?limit=1", timeout=10).json().get("trades") or []
+        trades = session.get(f"{url}/api/v1/portfolio/trades?limit=1&fresh=1", timeout=10  # as the browser
+                             ).json().get("trades") or []
         if trades and int(trades[0]["trade_id"]) == wanted:
             return first
         arrived.clear()

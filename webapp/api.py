@@ -71,6 +71,13 @@ def int_param(name: str, default: int, lo: int, hi: int) -> int:
     return value
 
 
+def fresh_param(user_id: int) -> None:
+    """`?fresh=1`: the client just got a `portfolio` event, whose rows this process may not have
+    dropped yet (each process reads the events on its own): forget them, so this read sees them."""
+    if choice_param("fresh", ("0", "1")) == "1":
+        store().changed([user_id])
+
+
 def choice_param(name: str, options: tuple[str, ...]) -> str:
     text = request.args.get(name)
     if text is None or text == "":
@@ -122,6 +129,7 @@ def own_user_id() -> int:
 @user_required
 def portfolio():
     user_id, today = own_user_id(), now().date()
+    fresh_param(user_id)
     body = store().marked(user_id, lambda rows, values, as_of: current_app.json.dumps(
         valuation.mark(rows, values, as_of, user_id, today)))
     return current_app.response_class(body + "\n", mimetype="application/json")
@@ -132,6 +140,7 @@ def portfolio():
 def trades():
     limit = int_param("limit", 50, 1, 500)
     user_id, today = own_user_id(), now().date()
+    fresh_param(user_id)
     rows = store().trades(user_id, today, limit)
     if len(rows) < limit:
         rows += store().trades(user_id, today - timedelta(days=1), limit - len(rows))
@@ -148,6 +157,7 @@ def _trade(r: dict[str, Any]) -> dict[str, Any]:
 @user_required
 def equity():
     day = day_param()
+    fresh_param(own_user_id())
     rows = store().equity(own_user_id(), day)
     return jsonify(day=day.isoformat(), points=[
         {"minute": iso(r["minute"]), "equity": dollars(r["equity_cents"]),

@@ -52,6 +52,12 @@ P_DAY = {"name": "day", "in": "query", "required": False, "description": "UTC da
          "schema": {"type": "string", "format": "date", "pattern": r"^\d{4}-\d{2}-\d{2}$"}}
 
 
+P_FRESH = {"name": "fresh", "in": "query", "required": False,
+           "description": "1: read through this process's cache (after a `portfolio` event, which says "
+                          "the stream just wrote my rows); default 0",
+           "schema": {"enum": ["0", "1"], "default": "0"}}
+
+
 def _enum(name: str, values: list[str]) -> dict:
     return {"name": name, "in": "query", "required": False, "schema": {"enum": values}}
 
@@ -88,12 +94,14 @@ def document() -> dict[str, Any]:
         "/api/v1/openapi.json": _op("this document", {"type": "object"}, auth=None),
         "/api/v1/me": _op("the logged-in account", _obj({"username": STR, "role": {"enum": ["user", "firm"]},
                                                          "user_id": _opt(INT)})),
-        "/api/v1/portfolio": _op("my portfolio marked to the latest prices (role user)", PORTFOLIO),
+        "/api/v1/portfolio": _op("my portfolio marked to the latest prices (role user)", PORTFOLIO,
+                                 [P_FRESH]),
         "/api/v1/portfolio/trades": _op("my recent trades, newest first (role user)",
-                                        _obj({"trades": _arr(TRADE)}), [_limit(500, 50)]),
+                                        _obj({"trades": _arr(TRADE)}), [_limit(500, 50), P_FRESH]),
         "/api/v1/portfolio/equity": _op("my equity per minute over a day, oldest first (role user)",
                                         _obj({"day": DAY, "points": _arr(_obj({"minute": TIME, "equity": NUM,
-                                                                                "day_pnl": NUM}))}), [P_DAY]),
+                                                                                "day_pnl": NUM}))}),
+                                        [P_DAY, P_FRESH]),
         "/api/v1/portfolio/historical-risk": _op(
             "my nightly historical-simulation VaR/ES, newest night first; empty before the first night "
             "(role user)",

@@ -196,3 +196,14 @@ def test_catch_all_handler_answers_clean_json_500(app, as_alice, store):
     assert r.status_code == 500
     assert r.get_json() == {"error": {"status": 500, "message": "internal error; it has been logged"}}
     assert "secret detail" not in r.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("path", ["/api/v1/portfolio", "/api/v1/portfolio/trades",
+                                  "/api/v1/portfolio/equity"])
+def test_fresh_reads_past_the_cache_of_my_own_rows_only(as_alice, store, path):
+    assert as_alice.get(path + "?fresh=0").status_code == 200
+    assert getattr(store, "changed_users", []) == []
+    assert as_alice.get(f"{path}?fresh=1&user_id={USER_B}").status_code == 200
+    assert store.changed_users == [USER_A]  # the session's user, whatever the query says
+    r = as_alice.get(path + "?fresh=yes")
+    assert r.status_code == 400 and "fresh must be one of 0, 1" in r.get_json()["error"]["message"]

@@ -15,9 +15,12 @@
 
   // ---------------------------------------------------------------- loading
 
-  async function loadPortfolio() {
+  /** `fresh`: after a `portfolio` event, read past the server's cache (the worker answering may not
+      have seen that event yet). */
+  async function loadPortfolio(fresh = false) {
+    const f = fresh ? "fresh=1" : "fresh=0";
     const [portfolio, trades] = await Promise.all([
-      api("/api/v1/portfolio"), api("/api/v1/portfolio/trades?limit=25")]);
+      api(`/api/v1/portfolio?${f}`), api(`/api/v1/portfolio/trades?limit=25&${f}`)]);
     state.portfolio = portfolio;
     state.trades = trades.trades;
   }
@@ -40,7 +43,7 @@
     render();
   }
 
-  const reloadHoldings = coalesce(() => loadPortfolio().then(render, failed), 1000);
+  const reloadHoldings = coalesce(() => loadPortfolio(true).then(render, failed), 1000);
 
   // ---------------------------------------------------------------- live events
 
