@@ -1,4 +1,5 @@
-"""Cassandra: the touched users' partitions read through the Spark connector (a direct join); a
+"""Cassandra: the touched users' partitions read through the Spark connector (a direct join), or for a
+small batch through the driver (`PriorReader`); a
 micro-batch's per-user rows (`portfolio_by_user` statics and changed holdings, `trades_by_user_day`,
 `equity_by_user_day`) written through the Python driver, one UNLOGGED batch per touched user
 (`bench/streaming_cassandra_writes.py` measured this faster than a request per row or the connector);
@@ -36,6 +37,56 @@ def portfolios_of(spark: SparkSession, keyspace: str, users: list[int]) -> pd.Da
     stored = (spark.read.format(CASSANDRA).options(keyspace=keyspace, table="portfolio_by_user")
               .option("directJoinSetting", "on").load())
     return keys.join(stored, "user_id").toPandas()
+
+
+# what state.Prior.from_rows uses of a partition (the statics repeat on every row)
+PRIOR_COLUMNS = ("user_id", "symbol", "quantity", "cost_basis_cents", "realized_pnl_cents", "last_trade_id",
+                 "last_trade_time", "cash_cents", "cash_last_trade_id", "day", "day_open_equity_cents",
+                 "equity_cents")
+_INTEGERS = ("quantity", "cost_basis_cents", "realized_pnl_cents", "last_trade_id", "cash_cents",
+             "cash_last_trade_id", "day_open_equity_cents", "equity_cents")
+USERS_PER_READ = 100  # partition keys per `IN` read: measured fastest of 50/100/200 for 3,000 users
+READS_IN_FLIGHT = 8
+
+
+class PriorReader:
+    """The touched users' partitions through the driver's session: `IN` reads of USERS_PER_READ keys,
+    READS_IN_FLIGHT at once, only PRIOR_COLUMNS. For a small batch this skips a Spark job: 3,000 users
+    read in ~0.16 s here against 0.8-3.3 s for the direct join beside the running pipeline
+    (streaming/README.md); the frame has the direct join's types for those columns."""
+
+    def __init__(self, session: Session, keyspace: str) -> None:
+        self.session = session
+        columns = ", ".join(PRIOR_COLUMNS)
+        self.statement = session.prepare(
+            f"SELECT {columns} FROM {keyspace}.portfolio_by_user WHERE user_id IN ?")  # noqa: S608
+
+    def read(self, users: list[int]) -> pd.DataFrame:
+        from cassandra.concurrent import execute_concurrent_with_args
+
+        chunks = [(users[i:i + USERS_PER_READ],) for i in range(0, len(users), USERS_PER_READ)]
+        rows: list[tuple] = []
+        for result in execute_concurrent_with_args(self.session, self.statement, chunks,
+                                                   concurrency=READS_IN_FLIGHT, raise_on_first_error=True):
+            rows.extend(tuple(r) for r in result.result_or_exc)
+        return prior_frame(rows)
+
+
+def prior_frame(rows: list[tuple]) -> pd.DataFrame:
+    """PRIOR_COLUMNS rows -> the frame the Spark read gives (Arrow's types: integers as int64, or float64
+    when a column holds a null; timestamps naive UTC datetime64[us]; dates as datetime.date)."""
+    frame = pd.DataFrame.from_records(rows, columns=list(PRIOR_COLUMNS))
+    frame["user_id"] = frame["user_id"].astype("int64")
+    for name in _INTEGERS:
+        frame[name] = pd.to_numeric(frame[name]) if len(frame) else frame[name].astype("int64")
+    frame["last_trade_time"] = pd.to_datetime(frame["last_trade_time"]).astype("datetime64[us]")
+    frame["day"] = [d if d is None else _date(d) for d in frame["day"]]
+    return frame
+
+
+def _date(value):
+    """The driver's `cassandra.util.Date` -> datetime.date (what Spark returns)."""
+    return value.date() if hasattr(value, "days_from_epoch") else value
 
 
 def latest_prices(session: Session, keyspace: str) -> dict[str, float]:

@@ -101,12 +101,14 @@ def test_trades_in_exact_holdings_out(spark, endpoints: Endpoints, cassandra_ses
                                dead_letter_topic=topics["dead"],
                                events_topic=topics["events"], max_offsets_per_trigger=60,
                                opening_cash_cents=OPENING_CENTS,
-                               executor_write_users=1)  # every batch written from the executors
+                               executor_write_users=1,  # every batch written from the executors ...
+                               driver_read_users=0)     # ... after reading through the direct join
     run_job(spark, settings)
 
     frame = pd.DataFrame([t.__dict__ for t in trades])
     expected = reference(frame, opening=OPENING_CENTS)
     assert stored(cassandra_session, keyspace) == expected
+    assert_driver_read_equals_direct_join(spark, cassandra_session, keyspace, users=[1, 2, 3, 4, 999])
 
     # the whole topic again, from a fresh checkpoint in one batch: every trade is a replay. The
     # checkpoint is on HDFS, as on the cluster: the batch health still finds its end offsets there.
@@ -114,7 +116,8 @@ def test_trades_in_exact_holdings_out(spark, endpoints: Endpoints, cassandra_ses
     try:
         run_job(spark, job.JobSettings(**{**settings.__dict__, "checkpoint": again,
                                           "max_offsets_per_trigger": 10_000,
-                                          "executor_write_users": 10**9}))  # written from the driver
+                                          "executor_write_users": 10**9,  # written from the driver,
+                                          "driver_read_users": 10**9}))   # read through the driver
         assert stored(cassandra_session, keyspace) == expected
         (health,) = cassandra_session.execute(f"SELECT input_rows, kafka_lag FROM {keyspace}.batches_by_job "  # noqa: S608
                                               "WHERE job = 'portfolio' AND batch_id = 0")
@@ -134,3 +137,51 @@ def test_trades_in_exact_holdings_out(spark, endpoints: Endpoints, cassandra_ses
     (aapl,) = cassandra_session.execute(query)
     assert aapl.market_value_cents == aapl.quantity * 20_000
     assert aapl.unrealized_pnl_cents == aapl.market_value_cents - aapl.cost_basis_cents
+
+
+def assert_driver_read_equals_direct_join(spark, session, keyspace: str, users: list[int]) -> None:
+    """The two ways a batch reads its users' prior state give the same frame (columns the state uses,
+    types included), a user without a partition giving no row in both."""
+    from streaming import store
+
+    joined = store.portfolios_of(spark, keyspace, users)[list(store.PRIOR_COLUMNS)]
+    read = store.PriorReader(session, keyspace).read(users)
+    order = ["user_id", "symbol"]
+    joined = joined.sort_values(order, na_position="first").reset_index(drop=True)
+    read = read.sort_values(order, na_position="first").reset_index(drop=True)
+    assert len(read) >= 4 and 999 not in set(read["user_id"])
+    pd.testing.assert_frame_equal(read, joined)
+
+
+def test_driver_parse_of_canonical_trades_equals_the_jvm_parse(spark, endpoints: Endpoints, topics) -> None:
+    """On a batch of generator-encoded trades (some odd but canonical values: an integral price, ids
+    near the int64 limit) the driver's parse gives the JVM's frame exactly; one malformed record
+    anywhere sends the whole batch back to the JVM."""
+    from streaming import parse
+    from streaming.job import collect
+
+    trades = [*random_trades(50),
+        Trade(trade_id=(1 << 63) - 1, user_id=(1 << 62), symbol="MSFT", side="sell", quantity=1, price=100,
+              event_time=T0),
+        Trade(trade_id=7, user_id=1, symbol="AAPL", side="buy", quantity=3, price=0.01,
+              event_time=T0 + timedelta(milliseconds=999))]
+    producer = Producer({"bootstrap.servers": endpoints.kafka.bootstrap_servers})
+    for trade in trades:
+        producer.produce(topics["trades"], key=str(trade.user_id), value=encode(trade))
+    assert producer.flush(30) == 0
+    symbols = ["AAPL", "MSFT"]
+    job._configure(spark)  # Arrow conversions, as in the job
+    raw = (spark.read.format("kafka").option("kafka.bootstrap.servers", endpoints.kafka.bootstrap_servers)
+           .option("subscribe", topics["trades"]).option("startingOffsets", "earliest").load())
+    fast = parse.canonical_trades(parse.collect_raw(raw), frozenset(symbols))
+    assert fast is not None and len(fast) == len(trades)
+    jvm = collect(parse.parse_trades(raw, symbols))
+    order = ["partition", "offset"]
+    pd.testing.assert_frame_equal(fast.sort_values(order).reset_index(drop=True),
+                                  jvm.sort_values(order).reset_index(drop=True))
+
+    collected = parse.collect_raw(raw)
+    for bad in MALFORMED:
+        middle = len(collected) // 2
+        batch = collected.assign(value=[bad if i == middle else v for i, v in enumerate(collected["value"])])
+        assert parse.canonical_trades(batch, frozenset(symbols)) is None

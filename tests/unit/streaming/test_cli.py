@@ -35,3 +35,13 @@ def test_help_says_how_to_start_and_stop(capsys: pytest.CaptureFixture[str]) -> 
         with pytest.raises(SystemExit):
             parser.parse_args(["--help"])
         assert "bin/stockafolio run" in " ".join(capsys.readouterr().out.split())
+
+
+def test_local_master_gets_the_task_slots_a_cluster_master_is_kept():
+    from streaming.job import master
+
+    assert master("local[2]", 4) == "local[4]"
+    assert master("local[*]", 4) == master("local", 4) == "local[4]"
+    assert master("local[2]", 0) == "local[2]"
+    for cluster in ("spark://10.0.1.5:7077", "yarn", "local-cluster[2,1,1024]"):
+        assert master(cluster, 4) == cluster
