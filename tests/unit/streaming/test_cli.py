@@ -45,3 +45,10 @@ def test_local_master_gets_the_task_slots_a_cluster_master_is_kept():
     assert master("local[2]", 0) == "local[2]"
     for cluster in ("spark://10.0.1.5:7077", "yarn", "local-cluster[2,1,1024]"):
         assert master(cluster, 4) == cluster
+
+
+def test_more_local_task_slots_mean_fewer_join_reads_per_task():
+    from streaming.job import local_read_conf
+
+    assert local_read_conf("local[2]", 4) == {"spark.cassandra.concurrent.reads": "128"}
+    assert local_read_conf("local[2]", 0) == {} == local_read_conf("spark://10.0.1.5:7077", 4)
