@@ -289,7 +289,8 @@ def test_cached_portfolio_is_reread_after_the_users_event(server: str, events_to
                 cassandra_session.execute(update, (3, USER_B))
                 time.sleep(0.5)
         assert cached, "the worker never served bob's portfolio from its cache"
-        producer.produce(events_topic, key=str(USER_B), value=json.dumps({"user_id": USER_B, "last_batch_id": 4}))
+        producer.produce(events_topic, key=str(USER_B),
+                         value=json.dumps({"user_id": USER_B, "last_batch_id": 4}))
         producer.flush(5)
         sent = time.monotonic()
         while quantity() != 4:
@@ -297,7 +298,8 @@ def test_cached_portfolio_is_reread_after_the_users_event(server: str, events_to
             time.sleep(0.1)
     finally:
         cassandra_session.execute(update, (3, USER_B))
-        producer.produce(events_topic, key=str(USER_B), value=json.dumps({"user_id": USER_B, "last_batch_id": 5}))
+        producer.produce(events_topic, key=str(USER_B),
+                         value=json.dumps({"user_id": USER_B, "last_batch_id": 5}))
         producer.flush(5)
 
 
