@@ -8,8 +8,8 @@ costs neither a Cassandra read nor a driver round trip.
   next event, bounded by `ttl_s` for writes that publish no event (the nightly reconciliation's
   repairs) or an event this process missed. The cache only serves while the event reader is assigned
   (`enable`); before that, or after Kafka failed it, every read goes to Cassandra.
-- `Shared`: rows every caller of a process sees alike (prices, the firm's views), kept `ttl_s`; they
-  change once per stream batch (seconds).
+- `Shared`: rows every caller of a process sees alike (the firm's views), kept `ttl_s`; they change
+  once per stream batch (seconds). The prices have their own snapshot (`Store.prices`).
 """
 
 from __future__ import annotations
