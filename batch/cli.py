@@ -20,6 +20,7 @@ from pathlib import Path
 
 from batch import schedule
 from batch.settings import BatchSettings
+from stockafolio.argtypes import non_negative_int as _non_negative
 from stockafolio.cql import check_identifier
 from stockafolio.errors import StockafolioError
 from stockafolio.settings import Endpoints, default_keyspace, default_var_dir
@@ -38,16 +39,6 @@ def _date(text: str) -> date:
         return date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD, got {text!r}") from None
-
-
-def _non_negative(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
-    return value
 
 
 def _memory(text: str) -> str:

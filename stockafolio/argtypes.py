@@ -17,11 +17,11 @@ def positive_int(text: str) -> int:
 
 
 def non_negative_int(text: str) -> int:
-    """A whole number >= 0 (0 usually switches something off)."""
+    """A whole number >= 0 (0 usually switches something off), or a usage error that says what arrived."""
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        value = -1
     if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
     return value

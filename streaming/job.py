@@ -35,6 +35,7 @@ from pyspark.sql.streaming import StreamingQuery
 
 from stockafolio import accounting, cash, topics
 from stockafolio.accounting import TRADE_COLUMNS
+from stockafolio.argtypes import non_negative_int as _non_negative
 from stockafolio.cql import check_identifier
 from stockafolio.errors import StockafolioError
 from stockafolio.reference.model import FactorModel, load_factor_model
@@ -411,13 +412,6 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-views", action="store_true", help="run the portfolio query only")
     parser.add_argument("--available-now", action="store_true", help="process what is there, then stop")
     return parser
-
-
-def _non_negative(text: str) -> int:
-    value = int(text) if text.strip().lstrip("-").isdigit() else -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
-    return value
 
 
 def _positive(text: str) -> int:
