@@ -37,6 +37,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from stockafolio.argtypes import positive_int as positive  # noqa: E402  (after the path insert)
+from stockafolio.settings import default_var_dir  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
 LOCUSTFILE = REPO / "tests" / "load" / "locustfile.py"
@@ -77,7 +78,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=sorted(MODES), required=True,
                    help="label of this measurement: is the pipeline (generator + streaming job) running?")
     p.add_argument("--url", default="http://127.0.0.1:8000", help="the web app (default %(default)s)")
-    p.add_argument("--accounts-file", type=Path, default=REPO / "var" / "secrets" / "demo-accounts.json",
+    p.add_argument("--accounts-file", type=Path, default=default_var_dir() / "secrets" / "demo-accounts.json",
                    help="demo accounts written by `python -m webapp accounts seed` (default %(default)s)")
     p.add_argument("--runs", type=positive, default=3, help="locust runs (default %(default)s)")
     p.add_argument("--users", type=positive, default=30, help="simulated users per run (default %(default)s)")
@@ -264,8 +265,8 @@ def probe_quantity(url: str, session) -> int:
 
 
 def ensure_probe_account(user_id: int) -> str:
-    """(Re)create the probe account through the web app's own CLI; its password lives in var/secrets."""
-    path = REPO / "var" / "secrets" / "latency-probe.txt"
+    """(Re)create the probe account through the web app's own CLI; its password lives in <var>/secrets."""
+    path = default_var_dir() / "secrets" / "latency-probe.txt"
     if not path.exists():
         import secrets
 
@@ -333,7 +334,8 @@ def render(kept: dict) -> str:
         r = kept.get(mode)
         if r is None:
             continue
-        lines += [f"## {r['mode']} ({r['measured_at']})", "",
+        extra = "" if mode in known else f", one-off comparison `{mode}`"
+        lines += [f"## {r['mode']} ({r['measured_at']}{extra})", "",
                   f"At the start: pipeline `{r['pipeline']}`, 1-minute load average "
                   f"{r.get('load_average_1m', '?')} (2 cores).", ""]
         if "load" in r:

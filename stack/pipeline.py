@@ -46,7 +46,7 @@ def launch_specs(cfg: StackConfig, opts: PipelineOptions) -> list[LaunchSpec]:
 
 def _webapp(cfg: StackConfig, opts: PipelineOptions, env: dict[str, str], python: str,
             log_dir: Path) -> LaunchSpec:
-    """gunicorn with gevent workers (see webapp/README.md); healthy once /healthz answers."""
+    """gunicorn with threaded (gthread) workers (see webapp/server.py); healthy once /healthz answers."""
     argv = [python, "-m", "webapp", "--host", "127.0.0.1", "--port", str(opts.web_port),
             "--keyspace", cfg.keyspace]
     health = {"kind": "http", "url": f"http://127.0.0.1:{opts.web_port}/healthz", "expect_status": 200}
