@@ -214,6 +214,16 @@ class RowWriter:
         _wait(window)
 
 
+def forget_batches_after(session: Session, keyspace: str, job: str, batch_id: int) -> None:
+    """Delete `job`'s health rows (Q8) of batch ids above `batch_id`: called once, at the first batch a
+    job process runs. Spark runs batches in order and re-runs only the last uncommitted one, so rows
+    above it come from an earlier checkpoint: after the checkpoint was deleted the ids restart at 0,
+    and the newest-first read of Q8 would show the old run's batches as the latest for a day (TTL).
+    One range tombstone per start."""
+    session.execute(f"DELETE FROM {keyspace}.batches_by_job WHERE job = %s AND batch_id > %s",  # noqa: S608
+                    (job, batch_id))
+
+
 def _wait(window: list[ResponseFuture]) -> None:
     for future in window:
         future.result()  # raises on a failed write: the micro-batch fails and is replayed
