@@ -124,7 +124,7 @@ class BatchWriter:
         self.batches = store.RowWriter(self.portfolio.session, settings.keyspace, "batches_by_job",
                                        _columns(BATCHES_DDL))
         self.previous_start: datetime | None = None
-        self.first_batch: int | None = None
+        self.older_runs_forgotten = False  # Q8 rows of an earlier checkpoint, at the first batch
         self.read_checkpoint = health.hadoop_reader(spark)
 
     def __call__(self, raw: DataFrame, batch_id: int) -> None:
@@ -204,9 +204,9 @@ class BatchWriter:
                "processed_rows_per_second": rows / seconds, "kafka_lag": lag,
                **dict(zip(LATENCY_COLUMNS, latency, strict=True))}
         self.previous_start = started
-        if self.first_batch is None:  # rows above it are an earlier checkpoint's (ids restart at 0)
+        if not self.older_runs_forgotten:  # rows above it are an earlier checkpoint's (ids restart at 0)
             store.forget_batches_after(self.portfolio.session, self.settings.keyspace, JOB, batch_id)
-            self.first_batch = batch_id
+            self.older_runs_forgotten = True
         self.batches.write(pd.DataFrame([row]))
         LOG.info("batch %d: %d rows (%d dead letters), %d users in %.2f s, lag %s, latency p99 %s ms",
                  batch_id, rows, dead, touched, seconds, lag, latency[-1])

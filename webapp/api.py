@@ -156,9 +156,9 @@ def _trade(r: dict[str, Any]) -> dict[str, Any]:
 @bp.get("/portfolio/equity")
 @user_required
 def equity():
-    day = day_param()
-    fresh_param(own_user_id())
-    rows = store().equity(own_user_id(), day)
+    day, user_id = day_param(), own_user_id()
+    fresh_param(user_id)
+    rows = store().equity(user_id, day)
     return jsonify(day=day.isoformat(), points=[
         {"minute": iso(r["minute"]), "equity": dollars(r["equity_cents"]),
          "day_pnl": dollars(r["day_pnl_cents"])}
