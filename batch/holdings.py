@@ -64,9 +64,9 @@ def rebuild_group(frame: pd.DataFrame, opening_cash_cents=0,
 
 def _replayed(ids, users, codes, delta, price, millis, opening_cash_cents, day_start_ms) -> pd.DataFrame:
     """REBUILT_COLUMNS with the symbol as its code and the last trade time in epoch milliseconds."""
-    # each trade id once, in id order, so the day's totals count a trade once (replay's own pass over
+    # each (user, trade id) once, in id order, so the day's totals count a trade once (replay's own pass over
     # the then sorted, unique ids is ~15 ms per million)
-    first = first_copies(np.asarray(ids))
+    first = first_copies(np.asarray(ids), np.asarray(users))
     ids, users, codes, delta, price, millis = (np.asarray(a)[first]
                                                for a in (ids, users, codes, delta, price, millis))
     cents = price_cents(price)

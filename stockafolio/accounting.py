@@ -19,7 +19,8 @@ position, or for the cash), and duplicate ids inside a batch count once. The two
 the state was written whole; they differ only after a crash that wrote a user's cash and some of their
 holdings rows, and then each applies exactly the trades it has not seen. Trade ids increase within and across
 generator runs (see `stockafolio.records`), so applying the same Kafka range twice changes nothing and
-two consecutive batches give exactly what one batch of their union gives.
+two consecutive batches give exactly what one batch of their union gives. Duplicates are
+recognised by the pair (user, trade id), so two users' trades that share an id both count.
 
 Vectorisation: the path-dependent part (the basis after a partial sell depends on every earlier trade
 of the same position) is computed "by wavefront": trades are ranked within their (user, symbol) group by
@@ -44,7 +45,7 @@ TRADE_COLUMNS = ["trade_id", "user_id", "symbol", "side", "quantity", "price", "
 HOLDING_COLUMNS = ["user_id", "symbol", "quantity", "cost_basis_cents", "realized_pnl_cents",
                    "last_trade_id", "last_trade_time"]
 CASH_COLUMNS = ["user_id", "cash_cents", "cash_last_trade_id"]
-# |basis * closed| must stay below 2**62 so the doubled numerator of the rounding fits in int64.
+# |basis * closed| below 2**62: the doubled numerator of the rounding fits in int64 (else exact ints).
 _PRODUCT_LIMIT = 1 << 62
 # A new user's cash: one amount for all, or a function of the user ids (`stockafolio.cash`).
 Opening = int | Callable[[np.ndarray], np.ndarray]
@@ -112,7 +113,8 @@ def _require(frame: pd.DataFrame, columns: list[str], what: str) -> None:
 
 def _normalised(trades: pd.DataFrame) -> pd.DataFrame:
     """Deduplicated, sorted by trade id, with a signed quantity and the price in cents."""
-    frame = trades[TRADE_COLUMNS].drop_duplicates("trade_id").sort_values("trade_id", kind="stable")
+    frame = trades[TRADE_COLUMNS].drop_duplicates(["user_id", "trade_id"])
+    frame = frame.sort_values("trade_id", kind="stable")
     return frame.assign(
         delta=signed_quantity(frame["side"].to_numpy(), frame["quantity"].to_numpy(dtype=np.int64),
                               frame["trade_id"].to_numpy()),
@@ -146,7 +148,7 @@ def replay(trade_id: np.ndarray, user_id: np.ndarray, symbol: np.ndarray, delta:
     user_id, symbol, quantity, cost_basis_cents, realized_pnl_cents, last_trade_id, last_trade_time
     per (user, symbol), sorted by user and symbol; user_id, cash_cents, cash_last_trade_id per user,
     sorted by user. Two sorts in all: by trade id, then (stable) by pair."""
-    order = first_copies(trade_id)
+    order = first_copies(trade_id, user_id)
     ids, users, symbols = trade_id[order], user_id[order].astype(np.int64), symbol[order].astype(np.int64)
     delta, cents, time = delta[order].astype(np.int64), cents[order].astype(np.int64), time[order]
     width = int(symbols.max()) + 1 if len(symbols) else 1
@@ -175,10 +177,19 @@ def replay(trade_id: np.ndarray, user_id: np.ndarray, symbol: np.ndarray, delta:
     return holdings, pd.DataFrame({"user_id": people, "cash_cents": cash, "cash_last_trade_id": guard})
 
 
-def first_copies(trade_id: np.ndarray) -> np.ndarray:
-    """Positions of the first copy of each trade id, in trade-id order (duplicates count once)."""
-    order = np.argsort(trade_id, kind="stable")
-    return order[_run_starts(np.asarray(trade_id)[order])]
+def first_copies(trade_id: np.ndarray, user_id: np.ndarray | None = None) -> np.ndarray:
+    """Positions of the first copy of each (user, trade id) pair (of each trade id when `user_id` is
+    None), in trade-id order: a repeated pair counts once, while the same id on two users' trades
+    (generators that share no id space) stays two trades."""
+    trade_id = np.asarray(trade_id)
+    if user_id is None:
+        order = np.argsort(trade_id, kind="stable")
+        return order[_run_starts(trade_id[order])]
+    user_id = np.asarray(user_id)
+    order = np.lexsort((user_id, trade_id))  # by trade id, then user; stable for equal pairs
+    ids, users = trade_id[order], user_id[order]
+    starts = _run_starts(ids) | _run_starts(users) if len(order) else np.zeros(0, dtype=bool)
+    return order[starts]
 
 
 def _run_starts(values: np.ndarray) -> np.ndarray:
@@ -250,13 +261,20 @@ def _step(g: np.ndarray, d: np.ndarray, p: np.ndarray, q: np.ndarray, basis: np.
 
 
 def _round_div(basis: np.ndarray, closed: np.ndarray, held: np.ndarray) -> np.ndarray:
-    """basis * closed / held rounded half away from zero, exactly in int64 (0 where nothing closes)."""
-    numerator = basis * closed
-    if np.any(np.abs(basis.astype(np.float64)) * closed >= _PRODUCT_LIMIT):
-        raise AccountingError("cost basis times quantity overflows int64 cents arithmetic")
+    """basis * closed / held rounded half away from zero, exactly (0 where nothing closes). In int64
+    where the product fits with room (every trade of the generator's sizes); the rare rows whose
+    product does not (a position of millions of shares at a large price, which the wire contract's
+    bounds allow) in Python's unbounded integers, so no valid trade can make the accounting fail."""
     held = np.maximum(held, 1)
+    wide = np.abs(basis.astype(np.float64)) * closed >= _PRODUCT_LIMIT
+    numerator = np.where(wide, 0, basis * closed)
     magnitude = (2 * np.abs(numerator) + held) // (2 * held)
-    return np.sign(numerator) * magnitude
+    result = np.sign(numerator) * magnitude
+    for i in np.flatnonzero(wide):
+        product, divisor = int(basis[i]) * int(closed[i]), int(held[i])
+        exact = (2 * abs(product) + divisor) // (2 * divisor)
+        result[i] = exact if product >= 0 else -exact
+    return result
 
 
 def _last_trade(applied: pd.DataFrame, group: np.ndarray,

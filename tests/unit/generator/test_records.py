@@ -77,7 +77,7 @@ def test_vectorised_encoders_agree_with_the_record_codec(market: Market) -> None
 
 @pytest.mark.parametrize(("raw", "code"), [
     (b"{not json", "bad_json"),
-    (b"[1, 2]", "not_an_object"),
+    (b"[1, 2]", "bad_json"),
     (None, "bad_json"),
     (_raw(schema_version=2), "schema_version"),
     (_raw(quantity=...), "missing_field"),
@@ -109,8 +109,16 @@ def test_decode_raises_with_the_reason() -> None:
 
 
 def test_trade_id_layout() -> None:
-    tid = records.trade_id(records.MAX_RUN_ID, records.MAX_SEQUENCE)
-    assert tid == 2**63 - 1 and records.split_trade_id(tid) == (records.MAX_RUN_ID, records.MAX_SEQUENCE)
-    assert records.trade_id(2, 0) > records.trade_id(1, records.MAX_SEQUENCE)
-    with pytest.raises(ValueError, match="sequence"):
-        records.trade_id(1, records.MAX_SEQUENCE + 1)
+    run, sequence, instance = records.MAX_RUN_ID, records.MAX_SEQUENCE, records.MAX_INSTANCES - 1
+    assert (run, sequence, instance) == (2**31 - 1, 2**24 - 1, 255)
+    tid = records.trade_id(run, sequence, instance)
+    assert tid == 2**63 - 1 and records.split_trade_id(tid) == (run, sequence, instance)
+    assert records.trade_id(3, 5, 7) == 3 << 32 | 7 << 24 | 5
+    assert records.trade_id(9, 5) == 9 << 32 | 5  # instance 0: the ids of the one-generator layout
+    assert records.trade_id(2, 0) > records.trade_id(1, sequence, instance)  # the run id first
+    assert records.trade_id(1, 0, 1) > records.trade_id(1, sequence, 0)
+    for value in (0, 1, tid, records.trade_id(1_000, 123_456, 200)):
+        assert records.trade_id(*records.split_trade_id(value)) == value
+    for bad in ((1, sequence + 1), (1, -1), (1, 0, instance + 1), (1, 0, -1), (run + 1, 0), (-1, 0)):
+        with pytest.raises(ValueError, match="run id must be"):
+            records.trade_id(*bad)
