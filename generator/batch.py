@@ -6,8 +6,14 @@ simulated time at a time; minutes are gathered per UTC hour into objects of up t
 trades, encoded to Parquet and uploaded by a background thread while the next minutes are generated.
 The price path (one tick per second per symbol) goes to `<price_prefix>/` the same way.
 
-Object names depend only on the run id and the position in the day, so rerunning a crashed batch
-with the same `--seed` and `--run-id` rewrites the same objects with the same bytes: nothing doubles.
+Object names depend only on the run id (and, with several instances, the instance) and the position
+in the day, so rerunning a crashed batch with the same `--seed`, `--run-id` and instance flags
+rewrites the same objects with the same bytes: nothing doubles.
+
+With `--instances N` each instance writes about `--trades` trades, those of its own users out of a
+day of N x `--trades` for the whole population (see `generator.trades`), under
+`batch-r<run id>-i<instance>-<n>` names; the price path, the same in every instance, only from
+instance 0.
 """
 
 from __future__ import annotations
@@ -45,9 +51,10 @@ class BatchSettings:
 class _Objects:
     """Gathers tables per (prefix, hour) and uploads them in the background."""
 
-    def __init__(self, writer: S3Writer, run_id: int, compression: str, counted_prefix: str):
+    def __init__(self, writer: S3Writer, shape: RunShape, compression: str, counted_prefix: str):
         """`uploaded_rows` counts the rows uploaded under `counted_prefix` (the trades)."""
-        self.writer, self.run_id, self.compression = writer, run_id, compression
+        self.writer, self.compression = writer, compression
+        self.stem = f"batch-r{shape.run_id}" + (f"-i{shape.instance}" if shape.instances > 1 else "")
         self._counted = counted_prefix + "/"
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch-upload")
         self._pending: list[Future] = []
@@ -68,7 +75,7 @@ class _Objects:
         if not tables:
             return
         n = self._count[where] = self._count.get(where, -1) + 1
-        key = f"{where}/batch-r{self.run_id}-{n:05d}.parquet"
+        key = f"{where}/{self.stem}-{n:05d}.parquet"
         while len(self._pending) >= MAX_PENDING_UPLOADS:
             self._pending.pop(0).result()
         self._pending.append(self._pool.submit(self._upload, key, pa.concat_tables(tables)))
@@ -88,11 +95,13 @@ class _Objects:
 
 def run_batch(settings: BatchSettings, market: Market, writer: S3Writer, console: Console,
               now: Callable[[], float] = time.monotonic) -> Summary:
-    """Generate `settings.trades` trades over the session and archive them (and the prices)."""
+    """Generate `settings.trades` trades over the session (about that many with several instances)
+    and archive them (and the prices)."""
     began = now()
-    gen = build_generator(settings.shape, market)
-    schedule = day_schedule(settings.trades)[:settings.seconds]
-    objects = _Objects(writer, settings.shape.run_id, settings.archive.compression, settings.archive.prefix)
+    shape = settings.shape
+    gen = build_generator(shape, market)
+    schedule = day_schedule(settings.trades * shape.instances)[:settings.seconds]
+    objects = _Objects(writer, shape, settings.archive.compression, settings.archive.prefix)
     writer.ensure_bucket()
     made, first_id, last_id, interrupted = 0, None, None, False
     try:
@@ -101,8 +110,9 @@ def run_batch(settings: BatchSettings, market: Market, writer: S3Writer, console
             seconds_ms = gen.clock.second_ms(np.arange(start, gen.next_second))
             hour = int(seconds_ms[0] // HOUR_MS)
             objects.add(settings.archive.prefix, hour, trades_table(batch), settings.rows_per_object)
-            objects.add(settings.price_prefix, hour, prices_table(market.symbols, to_cents(path), seconds_ms),
-                        settings.rows_per_object)
+            if shape.publishes_prices:
+                prices = prices_table(market.symbols, to_cents(path), seconds_ms)
+                objects.add(settings.price_prefix, hour, prices, settings.rows_per_object)
             made += len(batch)
             if len(batch):
                 first_id = first_id if first_id is not None else int(batch.trade_id[0])
@@ -115,5 +125,5 @@ def run_batch(settings: BatchSettings, market: Market, writer: S3Writer, console
     finally:
         objects.close()
     console.end_line()
-    return Summary("batch", settings.shape.run_id, made, 0, 0, objects.uploaded_rows, 0, now() - began,
+    return Summary("batch", shape.run_id, made, 0, 0, objects.uploaded_rows, 0, now() - began,
                    gen.next_second, first_id, last_id, interrupted)

@@ -19,7 +19,7 @@ from generator.market import Market
 from generator.progress import Console
 from stockafolio import topics
 from stockafolio.errors import ConfigError, StockafolioError
-from stockafolio.records import MAX_RUN_ID
+from stockafolio.records import MAX_INSTANCES, MAX_RUN_ID
 from stockafolio.reference import load_factor_model, load_universe
 from stockafolio.settings import Endpoints, default_var_dir
 
@@ -56,6 +56,22 @@ def _run_id(text: str) -> int:
     if value > MAX_RUN_ID:
         raise argparse.ArgumentTypeError(f"must be <= {MAX_RUN_ID}, got {text}")
     return value
+
+
+def _instances(text: str) -> int:
+    value = positive_int(text)
+    if value > MAX_INSTANCES:
+        raise argparse.ArgumentTypeError(f"must be <= {MAX_INSTANCES} (8 bits of the trade id), got {text}")
+    return value
+
+
+def _instance_problem(args: argparse.Namespace) -> str | None:
+    """Why --instance/--instances do not go together (or with --users), or None."""
+    if args.instance >= args.instances:
+        return f"--instance must be below --instances ({args.instances}), got {args.instance}"
+    if args.instances > args.users:
+        return f"--instances {args.instances} leaves instances without users (--users {args.users})"
+    return None
 
 
 def _bucket(text: str) -> str:
@@ -110,6 +126,12 @@ def _shape_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--seed", type=non_negative_int, default=1, help="random seed (1)")
     g.add_argument("--run-id", type=_run_id, help="high 31 bits of the trade ids (default: the next "
                    "whole second since 2020; give one to reproduce a run exactly)")
+    g.add_argument("--instance", type=non_negative_int, default=0, metavar="K",
+                   help="this generator's number among --instances: it simulates the users whose id %% N "
+                        "is K and stamps K into its trade ids (0)")
+    g.add_argument("--instances", type=_instances, default=1, metavar="N",
+                   help=f"generators sharing the users, at most {MAX_INSTANCES}; each makes about --rate "
+                        "(live) or --trades (batch) of its own, instance 0 also the price ticks (1)")
     g.add_argument("--date", type=_date, help="simulated trading day, YYYY-MM-DD (today in New York)")
     g.add_argument("--symbols", metavar="FILE", help="trade only these symbols (one per line)")
     g.add_argument("--slots", type=positive_int, default=6, help="position slots per user (6)")
@@ -128,7 +150,8 @@ def _s3_flags(p: argparse.ArgumentParser, prefix: str = "trades") -> None:
 def _live_parser(p: argparse.ArgumentParser) -> None:
     _shape_flags(p)
     g = p.add_argument_group("how fast and how long")
-    g.add_argument("--rate", type=positive_float, default=20_000.0, help="trades per second (20,000)")
+    g.add_argument("--rate", type=positive_float, default=20_000.0,
+                   help="trades per second of this instance (20,000)")
     g.add_argument("--speed", type=positive_float, default=1.0,
                    help="simulated seconds per wall second (1; 60 runs a session in 6.5 minutes)")
     stop = g.add_mutually_exclusive_group()
@@ -149,7 +172,8 @@ def _live_parser(p: argparse.ArgumentParser) -> None:
 
 def _batch_parser(p: argparse.ArgumentParser) -> None:
     _shape_flags(p)
-    p.add_argument("--trades", type=positive_int, default=100_000_000, help="trades in the day (100,000,000)")
+    p.add_argument("--trades", type=positive_int, default=100_000_000,
+                   help="trades in the day, of this instance (100,000,000)")
     p.add_argument("--seconds", type=positive_int, help="only the first SECONDS of the session")
     p.add_argument("--price-prefix", default="prices", help="key prefix of the price ticks (prices)")
     p.add_argument("--rows-per-object", type=positive_int, default=2_000_000,
@@ -176,6 +200,8 @@ def _archive_parser(p: argparse.ArgumentParser) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     p = parser()
     args = p.parse_args(argv)
+    if hasattr(args, "instances") and (problem := _instance_problem(args)):
+        p.exit(2, f"{p.prog} {args.command}: error: {problem}\n")
     console = Console()
     try:
         if getattr(args, "symbols", None):
@@ -199,9 +225,11 @@ def _endpoints(args: argparse.Namespace) -> Endpoints:
 
 def _shape(args: argparse.Namespace, console: Console) -> RunShape:
     run_id = args.run_id if args.run_id is not None else new_run_id()
-    console.say(f"run id {run_id} (pass --run-id {run_id} --seed {args.seed} to reproduce this run)")
+    shares = f" --instance {args.instance} --instances {args.instances}" if args.instances > 1 else ""
+    console.say(f"run id {run_id} (pass --run-id {run_id} --seed {args.seed}{shares} to reproduce this run)")
     return RunShape(users=args.users, seed=args.seed, run_id=run_id, date=args.date or today_in_new_york(),
-                    symbols=args.symbols, slots=args.slots, short_selling=args.short_selling)
+                    symbols=args.symbols, slots=args.slots, short_selling=args.short_selling,
+                    instance=args.instance, instances=args.instances)
 
 
 def _archive_settings(args: argparse.Namespace, endpoints: Endpoints, **extra) -> ArchiveSettings:

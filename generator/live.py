@@ -3,6 +3,10 @@
 The I/O shell around `TradeGenerator`: pace simulated seconds against the wall clock, publish each
 second's price ticks then its trades, keep the archiver process going, print progress, and on the
 way out (end, Ctrl-C or a give-up) flush Kafka, let the archiver drain and print a summary.
+
+With `--instances N` each instance publishes about `--rate` trades a second, those of its own users
+(the whole population's activity runs at N x `--rate`; see `generator.trades`). Every instance
+simulates the same price path, so only instance 0 publishes the price ticks (once, not N times).
 """
 
 from __future__ import annotations
@@ -44,6 +48,13 @@ class RunShape:
     symbols: tuple[str, ...] | None = None  # None: the whole universe
     slots: int = 6
     short_selling: bool = False
+    instance: int = 0  # this generator's number among `instances`: it simulates users id % instances
+    instances: int = 1
+
+    @property
+    def publishes_prices(self) -> bool:
+        """The price path is the same in every instance: one of them publishes (and archives) it."""
+        return self.instance == 0
 
 
 @dataclass(frozen=True)
@@ -77,9 +88,12 @@ class Summary:
 
     def lines(self) -> list[str]:
         rate = self.trades / self.wall_s if self.wall_s > 0 else 0.0
-        ids = (f"{self.first_trade_id}..{self.last_trade_id} (run {self.run_id}, sequence "
-               f"{split_trade_id(self.last_trade_id)[1] + 1:,} trades)" if self.last_trade_id is not None
-               else f"none (run {self.run_id})")
+        if self.last_trade_id is not None:
+            _, sequence, instance = split_trade_id(self.last_trade_id)
+            ids = (f"{self.first_trade_id}..{self.last_trade_id} (run {self.run_id}, instance {instance}, "
+                   f"sequence {sequence + 1:,} trades)")
+        else:
+            ids = f"none (run {self.run_id})"
         ended = "interrupted" if self.interrupted else "finished"
         out = [f"{self.mode} run {ended} after {self.wall_s:.1f} s ({self.simulated_s:,} simulated seconds)",
                f"  trades generated    {self.trades:,} ({rate:,.0f}/s)"]
@@ -97,7 +111,8 @@ class Summary:
 
 def build_generator(shape: RunShape, market: Market) -> TradeGenerator:
     return TradeGenerator.create(market, shape.users, shape.seed, shape.run_id, SessionClock(shape.date),
-                                 slots=shape.slots, short_selling=shape.short_selling)
+                                 slots=shape.slots, short_selling=shape.short_selling,
+                                 instance=shape.instance, instances=shape.instances)
 
 
 def chunk_seconds(per_second: float, speed: float) -> int:
@@ -182,8 +197,9 @@ class _Live:
         self.encoder = TradeEncoder(market.symbols)
         self.sink = KafkaSink(settings.kafka, console.say)
         self.symbol_keys = [s.encode() for s in market.symbols]
-        self.per_second = settings.rate / settings.speed
-        self.chunk = chunk_seconds(self.per_second, settings.speed)
+        self.instances = settings.shape.instances
+        self.per_second = settings.rate * self.instances / settings.speed  # the whole population's
+        self.chunk = chunk_seconds(settings.rate / settings.speed, settings.speed)
         self.pacer = Pacer(settings.speed)
         self.first_id: int | None = None
         self.last_id: int | None = None
@@ -222,22 +238,27 @@ class _Live:
     def _counts(self, second: int) -> np.ndarray:
         last = self.settings.days * SESSION_SECONDS
         counts = even_schedule(self.per_second, second, min(self.chunk, last - second))
-        if self.settings.max_trades is not None:
-            left = self.settings.max_trades - self.sink.sent
+        if self.settings.max_trades is not None:  # about `left` of them are this instance's
+            left = (self.settings.max_trades - self.sink.sent) * self.instances
             counts = np.diff(np.minimum(np.concatenate([[0], np.cumsum(counts)]), left))
         return counts
 
     def _step(self, counts: np.ndarray) -> None:
         batch, path = self.gen.generate(counts)
-        cents = to_cents(path)
-        end = self.gen.next_second
-        seconds_ms = self.gen.clock.second_ms(np.arange(end - len(counts), end))
-        for row, ms in zip(cents, seconds_ms.tolist(), strict=True):
-            self.sink.send_prices(self.symbol_keys, price_values(self.market.symbols, row, ms))
+        if self.settings.max_trades is not None:  # several instances: `_counts` may give a few too many
+            batch = batch.select(np.arange(len(batch)) < self.settings.max_trades - self.sink.sent)
+        if self.settings.shape.publishes_prices:
+            self._send_prices(path, len(counts))
         if len(batch):
             self.sink.send_trades(self.encoder.keys(batch), self.encoder.values(batch))
             self.first_id = self.first_id if self.first_id is not None else int(batch.trade_id[0])
             self.last_id = int(batch.trade_id[-1])
+
+    def _send_prices(self, path: np.ndarray, seconds: int) -> None:
+        end = self.gen.next_second
+        seconds_ms = self.gen.clock.second_ms(np.arange(end - seconds, end))
+        for row, ms in zip(to_cents(path), seconds_ms.tolist(), strict=True):
+            self.sink.send_prices(self.symbol_keys, price_values(self.market.symbols, row, ms))
 
     def _done(self) -> bool:
         s = self.settings

@@ -5,6 +5,14 @@ user (by activity), a millisecond within its second, and random draws; then the 
 applied to their books in *rounds*: round k holds every user's k-th trade of the batch, so within a
 round users are distinct and their books update with vectorised gathers and scatters, while a user's
 trades still apply in time order. Trade ids are assigned in event-time order.
+
+Several generator instances (`--instance K --instances N`) share the work by user: each one draws
+the trades of the whole population, exactly as one run at N times its rate would, and keeps (books,
+gives ids to and returns) only those of its own users, `user_id % N == K` (`instance_of`). So a user's
+trades all come from one instance, in id order, and they are the very trades (hence cash and
+holdings) that one run of the whole population gives that user; only the ids differ. What that costs
+is drawing every trade's random inputs in every instance (about a tenth of the cost of generating a
+trade): N times that per kept trade.
 """
 
 from __future__ import annotations
@@ -29,7 +37,7 @@ from generator.users import (
     starting_cash_cents,
 )
 from stockafolio.cash import cash_salt
-from stockafolio.records import SIDES, Trade
+from stockafolio.records import MAX_INSTANCES, SIDES, Trade
 
 BUY, SELL = 0, 1
 
@@ -191,8 +199,9 @@ def apply_round(books: Books, users: np.ndarray, cents: np.ndarray, second: np.n
 @dataclass(eq=False)
 class TradeGenerator:
     """The pure core of a run: market, users and their books, the session clock and the trade ids.
-    `generate(counts)` advances the market by len(counts) simulated seconds with counts[i] trades in
-    the i-th; the same seeds and the same sequence of calls give the same trades."""
+    `generate(counts)` advances the market by len(counts) simulated seconds with counts[i] trades of
+    the whole population in the i-th, of which it keeps those of its instance's users (all of them
+    with one instance); the same seeds and the same sequence of calls give the same trades."""
 
     market: Market
     population: Population
@@ -202,6 +211,7 @@ class TradeGenerator:
     rng: np.random.Generator
     prices: PriceProcess
     next_second: int = 0
+    instances: int = 1  # generator instances sharing the population; this one is `ids.instance`
     _cumulative: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -209,15 +219,21 @@ class TradeGenerator:
 
     @classmethod
     def create(cls, market: Market, n_users: int, seed: int, run_id: int, clock: SessionClock,
-               slots: int = 6, short_selling: bool = False) -> TradeGenerator:
-        """Seeded: the market, the population and the trade draws get independent child streams."""
+               slots: int = 6, short_selling: bool = False, instance: int = 0, instances: int = 1
+               ) -> TradeGenerator:
+        """Seeded: the market, the population and the trade draws get independent child streams. Every
+        instance gets the same streams (the same market, population and draws): see the module."""
+        if not 0 <= instance < instances <= MAX_INSTANCES:
+            raise ValueError(f"need 0 <= instance < instances <= {MAX_INSTANCES}, "
+                             f"got {instance} and {instances}")
         market_seq, users_seq, trades_seq = np.random.SeedSequence(seed).spawn(3)
         users_rng = np.random.default_rng(users_seq)
         population = Population.create(n_users, users_rng)
         books = Books(n_users, slots, cash_salt=cash_salt(seed),
                       short_selling=short_selling)
-        return cls(market, population, books, clock, TradeIds(run_id), np.random.default_rng(trades_seq),
-                   PriceProcess(market, np.random.default_rng(market_seq)))
+        return cls(market, population, books, clock, TradeIds(run_id, instance),
+                   np.random.default_rng(trades_seq), PriceProcess(market, np.random.default_rng(market_seq)),
+                   instances=instances)
 
     def generate(self, counts: np.ndarray) -> tuple[TradeBatch, np.ndarray]:
         """(trades, prices): the trades of the next len(counts) seconds and the (seconds, names) path
@@ -230,13 +246,16 @@ class TradeGenerator:
         instants = np.repeat(np.arange(len(counts), dtype=np.int64) * 1000, counts)
         instants += self.rng.integers(0, 1000, n)
         instants.sort()
-        second = instants // 1000
         users = self.population.sample(self.rng, n)
         draws = Draws.draw(self.rng, n, self._cumulative)
+        if self.instances > 1:
+            own = np.flatnonzero(instance_of(users + 1, self.instances) == self.ids.instance)
+            instants, users, draws = instants[own], users[own], draws.take(own)
+        second = instants // 1000
         columns = self._book(users, second, to_cents(path), draws)
         event_ms = self.clock.second_ms(first + second) + instants % 1000
-        batch = TradeBatch(self.market.symbols, self.ids.take(n), users + 1, columns[0].astype(np.int16),
-                           columns[1], columns[2], columns[3], event_ms)
+        batch = TradeBatch(self.market.symbols, self.ids.take(len(users)), users + 1,
+                           columns[0].astype(np.int16), columns[1], columns[2], columns[3], event_ms)
         return batch, path
 
     def _book(self, users: np.ndarray, second: np.ndarray, cents: np.ndarray, draws: Draws
@@ -249,6 +268,12 @@ class TradeGenerator:
             for column, values in zip(out, results, strict=True):
                 column[idx] = values
         return out
+
+
+def instance_of(user_ids: np.ndarray, instances: int) -> np.ndarray:
+    """The generator instance that simulates each user id (0..instances-1): a partition of the users
+    that is a pure function of the id and the number of instances, so every reader can tell."""
+    return np.asarray(user_ids, dtype=np.int64) % instances
 
 
 def even_schedule(per_second: float, first: int, seconds: int) -> np.ndarray:

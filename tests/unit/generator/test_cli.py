@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
+import orjson
 import pytest
 
 from generator import cli
+from generator.kafka_sink import KafkaSettings
 from generator.live import Summary
-from generator.progress import Snapshot, format_line
+from generator.market import Market
+from generator.progress import Console, Snapshot, format_line
+from stockafolio.records import split_trade_id, trade_id
+
+from .conftest import DAY
 
 
 @pytest.mark.parametrize(("argv", "message"), [
@@ -20,6 +27,12 @@ from generator.progress import Snapshot, format_line
     (["batch", "--date", "2026-13-01"], "expected a date like"),
     (["batch", "--bucket", "Bad_Bucket"], "not a valid S3 bucket name"),
     (["live", "--run-id", str(2**31)], "must be <="),
+    (["live", "--instances", "257"], "argument --instances: must be <= 256"),
+    (["batch", "--instances", "0"], "argument --instances: must be > 0"),
+    (["live", "--instance", "-1"], "argument --instance: must be >= 0"),
+    (["live", "--instance", "2", "--instances", "2"], "--instance must be below --instances (2), got 2"),
+    (["batch", "--instance", "1"], "--instance must be below --instances (1), got 1"),
+    (["live", "--instance", "255", "--instances", "256", "--users", "100"], "leaves instances without users"),
     (["live", "--symbols", "/nonexistent/symbols.txt"], "cannot read the symbol list"),
     (["fly"], "invalid choice"),
     ([], "required"),
@@ -53,7 +66,7 @@ def test_help_lists_the_commands(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert exit_.value.code == 0
     for flag in ("--rate", "--users", "--duration", "--trades", "--seed", "--speed", "--trades-topic",
-                 "--bucket", "--date", "--short-selling"):
+                 "--bucket", "--date", "--short-selling", "--instance K", "--instances N"):
         assert flag in out
 
 
@@ -69,6 +82,102 @@ def test_summary_says_what_was_sent() -> None:
     summary = Summary("live", 9, 1_000, 990, 0, 990, 503, 2.0, 2, 9 << 32, (9 << 32) + 999, True)
     text = "\n".join(summary.lines())
     assert "interrupted" in text and "not acknowledged    10" in text and "archived to S3      990" in text
+    assert "(run 9, instance 0, sequence 1,000 trades)" in text
+    last = trade_id(9, 41, instance=3)
+    assert "(run 9, instance 3, sequence 42 trades)" in "\n".join(Summary(
+        "batch", 9, 42, 0, 0, 42, 0, 1.0, 60, trade_id(9, 0, 3), last, False).lines())
+
+
+def test_the_instance_flags_reach_the_run() -> None:
+    args = cli.parser().parse_args(["batch", "--run-id", "5", "--instance", "2", "--instances", "3",
+                                    "--date", "2026-11-20"])
+    shape = cli._shape(args, Console(io.StringIO()))
+    assert (shape.run_id, shape.instance, shape.instances, shape.publishes_prices) == (5, 2, 3, False)
+    single = cli._shape(cli.parser().parse_args(["live", "--run-id", "5"]), Console(io.StringIO()))
+    assert (single.instance, single.instances, single.publishes_prices) == (0, 1, True)
+
+
+class _Sink:
+    """What a live run uses of `KafkaSink`, in memory: everything is acknowledged at once."""
+
+    def __init__(self, settings: object, say: object) -> None:
+        self.trades: list[dict] = []
+        self.sent = self.acked = self.errors = self.prices_sent = 0
+
+    def send_trades(self, keys: list[bytes], values: list[bytes]) -> None:
+        self.trades += [orjson.loads(v) for v in values]
+        self.sent += len(values)
+        self.acked += len(values)
+
+    def send_prices(self, keys: list[bytes], values: list[bytes]) -> None:
+        self.prices_sent += len(values)
+
+    def poll(self) -> None:
+        pass
+
+    def flush(self, timeout: float) -> int:
+        return 0
+
+    def in_flight(self) -> int:
+        return 0
+
+    def down_for(self) -> None:
+        return None
+
+
+def _live_run(market: Market, monkeypatch: pytest.MonkeyPatch, instance: int, instances: int) -> _Sink:
+    from generator import live
+
+    monkeypatch.setattr(live, "KafkaSink", _Sink)
+    shape = live.RunShape(users=600, seed=3, run_id=11, date=DAY, instance=instance, instances=instances)
+    settings = live.LiveSettings(shape, 20_000.0, 20_000.0, KafkaSettings("unused:9092"), None, "g",
+                                 max_trades=1_000)
+    run = live._Live(settings, market, Console(io.StringIO()), None)
+    summary = run.run()
+    assert summary.trades == 1_000 and summary.problem is None
+    return run.sink
+
+
+def test_live_instances_send_their_own_users_trades_and_one_sends_the_prices(
+        market: Market, monkeypatch: pytest.MonkeyPatch) -> None:
+    sinks = [_live_run(market, monkeypatch, k, 3) for k in range(3)]
+    for k, sink in enumerate(sinks):
+        assert len(sink.trades) == 1_000 and {t["user_id"] % 3 for t in sink.trades} == {k}
+        ids = [t["trade_id"] for t in sink.trades]
+        assert ids == sorted(ids) and {split_trade_id(i)[2] for i in ids} == {k}
+        assert (sink.prices_sent > 0) == (k == 0)
+    assert len({t["trade_id"] for sink in sinks for t in sink.trades}) == 3_000
+
+
+class _Writer:
+    def __init__(self) -> None:
+        self.keys: list[str] = []
+
+    def ensure_bucket(self) -> None:
+        pass
+
+    def put(self, key: str, body: bytes) -> None:
+        self.keys.append(key)
+
+
+@pytest.mark.parametrize(("instance", "instances", "stem", "prices"), [
+    (0, 1, "batch-r5-0", True), (0, 2, "batch-r5-i0-0", True), (1, 2, "batch-r5-i1-0", False)])
+def test_batch_objects_are_named_by_instance_and_instance_0_writes_the_prices(
+        market: Market, instance: int, instances: int, stem: str, prices: bool) -> None:
+    from generator.archive import ArchiveSettings
+    from generator.batch import BatchSettings, run_batch
+    from generator.live import RunShape
+    from generator.trades import day_schedule
+
+    shape = RunShape(users=600, seed=3, run_id=5, date=DAY, instance=instance, instances=instances)
+    writer = _Writer()
+    settings = BatchSettings(shape, 100_000, ArchiveSettings("b"), seconds=120)
+    summary = run_batch(settings, market, writer, Console(io.StringIO()))  # type: ignore[arg-type]
+    trades = [k for k in writer.keys if k.startswith("trades/")]
+    assert trades and all(k.rsplit("/", 1)[1].startswith(stem) for k in trades)
+    assert any(k.startswith("prices/") for k in writer.keys) == prices
+    alone = int(day_schedule(100_000)[:120].sum())  # what one instance makes: --trades is per instance
+    assert summary.trades == alone if instances == 1 else abs(summary.trades / alone - 1) < 0.2
 
 
 def _var_with(tmp_path: Path, kafka: str, s3: str) -> Path:
