@@ -1,7 +1,8 @@
 """The live archiver: consumes the trades topic in its own consumer group and writes what it reads
-to S3 (see `generator.archive` for the object layout and why a crash never loses nor doubles a
-trade). It runs in its own process next to the live generator (the machine's second core), or alone
-as `python -m generator archive`.
+to S3, the valid trades to the archive and every other record to its quarantine (see
+`generator.archive` for the object layout and why a crash never loses nor doubles a record). It
+runs in its own process next to the live generator (the machine's second core), or alone as
+`python -m generator archive`.
 """
 
 from __future__ import annotations
@@ -14,10 +15,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
-from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+import pyarrow as pa
+from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Consumer, KafkaError, KafkaException, TopicPartition
 
 from generator.archive import (
     ArchiveSettings,
+    Decoded,
+    Rejects,
     S3Writer,
     decode_values,
     hour_prefix,
@@ -34,15 +38,19 @@ ASSIGN_TIMEOUT_S = 60.0
 
 @dataclass
 class _Pending:
-    values: list[bytes] = field(default_factory=list)
+    values: list[bytes | None] = field(default_factory=list)
     partitions: list[int] = field(default_factory=list)
     offsets: list[int] = field(default_factory=list)
+    keys: list[bytes | None] = field(default_factory=list)
+    timestamps: list[tuple[int, int]] = field(default_factory=list)  # (type, ms) as Kafka gives it
+    bytes: int = 0
     since: float = 0.0
 
 
 class TopicArchiver:
     """`run(should_stop)` archives until `should_stop()` turns true, then drains the topic up to its
-    end offsets as they were at that moment, uploads the last batch, commits and returns."""
+    end offsets as they were at that moment, uploads the last batch, commits and returns. `archived`
+    counts the trades archived, `rejected` the records quarantined."""
 
     def __init__(self, bootstrap: str, topic: str, group: str, writer: S3Writer, settings: ArchiveSettings,
                  say: Say, on_archived: Callable[[int], None] = lambda n: None,
@@ -105,18 +113,23 @@ class TopicArchiver:
 
     def _consume_once(self) -> None:
         room = max(1, min(20_000, self.settings.batch_trades - len(self._pending.values)))
-        for msg in self._consumer.consume(num_messages=room, timeout=0.2):
+        pending = self._pending
+        messages = self._consumer.consume(num_messages=room, timeout=0.2)
+        for msg in messages:
             error = msg.error()
             if error is not None:
                 if error.code() != KafkaError._PARTITION_EOF:
                     self._warn(f"reading {self.topic}: {error}")
                 continue
-            if not self._pending.values:
-                self._pending.since = self._now()
-            self._pending.values.append(msg.value())
-            self._pending.partitions.append(msg.partition())
-            self._pending.offsets.append(msg.offset())
+            if not pending.values:
+                pending.since = self._now()
+            pending.values.append(msg.value())
+            pending.partitions.append(msg.partition())
+            pending.offsets.append(msg.offset())
+            pending.keys.append(msg.key())
+            pending.timestamps.append(msg.timestamp())
             self._next[msg.partition()] = msg.offset() + 1
+        pending.bytes += sum(map(len, messages))  # len(message): its value's bytes
 
     def _warn(self, text: str) -> None:
         """Say `text`, at most once every 10 s (librdkafka repeats errors while a broker is down)."""
@@ -127,6 +140,7 @@ class TopicArchiver:
     def _due(self) -> bool:
         pending = self._pending
         return bool(pending.values) and (len(pending.values) >= self.settings.batch_trades
+                                         or pending.bytes >= self.settings.batch_bytes
                                          or self._now() - pending.since >= self.settings.batch_seconds)
 
     def _wait_end_offsets(self, began: float) -> dict[int, int] | None:
@@ -152,26 +166,56 @@ class TopicArchiver:
     # -- one batch: decode, split, upload, commit
 
     def flush(self) -> None:
+        """Decode the pending records, upload the valid trades to the archive and the others to the
+        quarantine, then commit their offsets. Nothing a record holds can make this raise: only S3 or
+        Kafka failing does (and then nothing past the last upload is committed)."""
         pending, self._pending = self._pending, _Pending()
         if not pending.values:
             return
-        decoded = decode_values(pending.values)
-        self._report_rejected(decoded.rejected)
+        decoded = decode_values(pending.values, self.settings.symbols)
         partitions = np.array(pending.partitions, dtype=np.int64)
         offsets = np.array(pending.offsets, dtype=np.int64)
+        rejects = self._rejects(pending, decoded, partitions, offsets)
+        objects = [*self._archive_objects(decoded, partitions, offsets), *self._quarantine_objects(rejects)]
+        list(self._pool.map(self._put, [key for key, _ in objects], [table for _, table in objects]))
+        self._commit(partitions, offsets)
+        self.archived += len(decoded.table)
+        self._on_archived(len(decoded.table))
+        self._report_rejected(rejects)
+
+    def _archive_objects(self, decoded: Decoded, partitions: np.ndarray, offsets: np.ndarray
+                         ) -> list[tuple[str, pa.Table]]:
+        """(key, table) of each run of one partition within one hour of event time."""
         parts, offs = partitions[decoded.keep], offsets[decoded.keep]
         order = np.lexsort((offs, parts))
         table, parts, offs = decoded.table.take(order), parts[order], offs[order]
-        hours = hours_of(table)
-        keys = [f"{hour_prefix(self.settings.prefix, hours[a])}/{self.topic}-p{parts[a]:03d}-o{offs[a]:012d}"
-                ".parquet" for a, _ in runs(parts, hours)]
-        slices = [table.slice(a, b - a) for a, b in runs(parts, hours)]
-        list(self._pool.map(self._put, keys, slices))
-        self._commit(partitions, offsets)
-        self.archived += len(table)
-        self._on_archived(len(table))
+        return self._split(self.settings.prefix, table, parts, offs, hours_of(table))
 
-    def _put(self, key: str, table) -> None:
+    def _rejects(self, pending: _Pending, decoded: Decoded, partitions: np.ndarray, offsets: np.ndarray
+                 ) -> Rejects:
+        """The records left out of the archive, in (partition, offset) order, with what Kafka said of them."""
+        left = np.flatnonzero(~decoded.keep)
+        order = np.lexsort((offsets[left], partitions[left]))
+        rows = left[order].tolist()
+        return Rejects([decoded.rejected[i] for i in order.tolist()], self.topic, partitions[rows],
+                       offsets[rows], [_kafka_ms(pending.timestamps[i]) for i in rows],
+                       [pending.keys[i] for i in rows], [pending.values[i] for i in rows])
+
+    def _quarantine_objects(self, rejects: Rejects) -> list[tuple[str, pa.Table]]:
+        """(key, table) of each run of rejects of one partition within one hour of Kafka time."""
+        if not rejects.reasons:
+            return []
+        return self._split(self.settings.quarantine_prefix, rejects.table(), rejects.partitions,
+                           rejects.offsets, rejects.hours())
+
+    def _split(self, prefix: str, table: pa.Table, parts: np.ndarray, offs: np.ndarray, hours: np.ndarray
+               ) -> list[tuple[str, pa.Table]]:
+        """Rows in (partition, offset) order -> one object per (partition, hour) run, named by the run's
+        first offset: the names a rerun from the same committed offsets writes again."""
+        return [(f"{hour_prefix(prefix, hours[a])}/{self.topic}-p{parts[a]:03d}-o{offs[a]:012d}.parquet",
+                 table.slice(a, b - a)) for a, b in runs(parts, hours)]
+
+    def _put(self, key: str, table: pa.Table) -> None:
         self.writer.put(key, parquet_bytes(table, self.settings.compression))
 
     def _commit(self, partitions: np.ndarray, offsets: np.ndarray) -> None:
@@ -179,10 +223,19 @@ class TopicArchiver:
                 for p in np.unique(partitions)]
         self._consumer.commit(offsets=ends, asynchronous=False)
 
-    def _report_rejected(self, reasons: list[str]) -> None:
-        if reasons:
-            self.rejected += len(reasons)
-            self._say(f"left {len(reasons)} invalid records out of the archive, e.g. {reasons[0]}")
+    def _report_rejected(self, rejects: Rejects) -> None:
+        if rejects.reasons:
+            self.rejected += len(rejects.reasons)
+            where = f"s3://{self.settings.bucket}/{self.settings.quarantine_prefix}/"
+            self._say(f"left {len(rejects.reasons)} invalid records out of the archive, quarantined under "
+                      f"{where}, e.g. partition {rejects.partitions[0]} offset {rejects.offsets[0]}: "
+                      f"{rejects.reasons[0]}")
+
+
+def _kafka_ms(timestamp: tuple[int, int]) -> int | None:
+    """A message's (type, ms) timestamp -> ms, None when the record has none."""
+    kind, ms = timestamp
+    return None if kind == TIMESTAMP_NOT_AVAILABLE or ms < 0 else ms
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """The generator against the real Kafka and S3 (MinIO): every trade in the topic is in the archive,
-by id, and nothing is archived twice, also after an archiver crash; batch mode writes a day that
-reads back. Each test has its own topics, consumer groups and bucket, and removes them."""
+by id, and nothing is archived twice, also after an archiver crash; poison records in the topic go to
+the quarantine and the archiver carries on; batch mode writes a day that reads back. Each test has its
+own topics, consumer groups and bucket, and removes them."""
 
 from __future__ import annotations
 
@@ -14,17 +15,20 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from confluent_kafka import Consumer
+from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient
 
 from generator import archiver as archiver_module
 from generator import cli
+from generator.archive import QUARANTINE_SCHEMA, universe_symbols
 from generator.trades import day_schedule
 from stack.config import StackConfig
 from stockafolio import s3 as s3lib
-from stockafolio.records import TRADE_ARROW_SCHEMA, decode_trade
+from stockafolio.records import TRADE_ARROW_SCHEMA, decode_trade, invalid_trade_reason
 from stockafolio.reference import load_universe
 from stockafolio.settings import Endpoints
+from tests.integration.conftest import create_topics
+from tests.poison import CORPUS, good
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -147,6 +151,52 @@ def test_an_archiver_crash_between_upload_and_commit_doubles_nothing(
     archived = _archive(endpoints, names["bucket"]).column("trade_id").to_pylist()
     assert len(archived) == len(set(archived)) == 20_000
     assert before <= set(_objects(endpoints, names["bucket"], "trades/"))  # rewritten, not added to
+
+
+def test_poison_records_are_quarantined_and_the_archiver_carries_on(
+        endpoints: Endpoints, stack_config: StackConfig, names: dict[str, str],
+        capfd: pytest.CaptureFixture[str]) -> None:
+    """Good trades with the poison corpus among them (a null value, 1 MB of control bytes, NaN,
+    2**63...): `generator archive` exits 0, the archive holds every good trade and the quarantine
+    every poison record, with the contract's reason, its bytes and where it was in Kafka."""
+    create_topics(endpoints, [names["trades"]], partitions=2)
+    goods = [good(trade_id=1_000 + i, user_id=1 + i % 50) for i in range(2_000)]
+    records = list(goods)
+    for n, (value, _) in enumerate(CORPUS.values()):
+        records.insert(37 + 61 * n, value)
+    producer = Producer({"bootstrap.servers": endpoints.kafka.bootstrap_servers, "enable.idempotence": True,
+                         "compression.type": "zstd", "message.max.bytes": 4_000_000})  # the 1 MB record
+    for i, value in enumerate(records):
+        producer.produce(names["trades"], value=value, key=b"k%d" % i, partition=i % 2)
+    assert producer.flush(30) == 0
+
+    code = cli.main(["archive", "--var", str(stack_config.var), "--bucket", names["bucket"], "--topic",
+                     names["trades"], "--group", names["group"], "--until-caught-up",
+                     "--batch-trades", "500"])
+    captured = capfd.readouterr()
+    assert code == 0 and "Traceback" not in captured.err
+    archived = _archive(endpoints, names["bucket"]).column("trade_id").to_pylist()
+    assert sorted(archived) == [1_000 + i for i in range(2_000)]
+
+    rows = [row for body in _objects(endpoints, names["bucket"], "trades-quarantine/").values()
+            for row in _quarantine_rows(body)]
+    codes, valid = {value: code for value, code in CORPUS.values()}, set(goods)
+    assert sorted((r["partition"], r["offset"]) for r in rows) == sorted(
+        (i % 2, i // 2) for i, value in enumerate(records) if value not in valid)
+    for row in rows:
+        value = records[2 * row["offset"] + row["partition"]]  # partition i % 2, in order
+        assert row["raw"] == value and row["key"] == b"k%d" % (2 * row["offset"] + row["partition"])
+        assert row["reason"] == invalid_trade_reason(value, universe_symbols())
+        assert row["reason_code"] == codes[value] and row["kafka_timestamp"] is not None
+    where = f"s3://{names['bucket']}/trades-quarantine/"
+    assert f"invalid records out of the archive, quarantined under {where}" in captured.out + captured.err
+    assert f"{len(CORPUS)} invalid records left out" in captured.out
+
+
+def _quarantine_rows(body: bytes) -> list[dict]:
+    table = pq.read_table(io.BytesIO(body))
+    assert table.schema.equals(QUARANTINE_SCHEMA)
+    return table.to_pylist()
 
 
 def test_batch_mode_writes_a_day_that_reads_back(endpoints: Endpoints, stack_config: StackConfig,
