@@ -1,13 +1,15 @@
-"""Ingest: a day of the S3 trade archive -> curated Parquet on HDFS, deduplicated by trade id, with the
-rows that are not valid trades set aside (with their reason) in a rejects dataset.
+"""Ingest: a day of the S3 trade archive -> curated Parquet on HDFS, deduplicated by (user id, trade id),
+with the rows that are not valid trades set aside (with their reason) in a rejects dataset. Valid means
+the one wire contract every reader of trades enforces (`stockafolio.records`), plus being of the day.
 
-Two reads of S3 (the trade ids alone, to find the repeated ones through one shuffle of the ids; then
-every row), one write of both outputs into a staging folder, then a swap per dataset: rerunning a
-day replaces it, never appends to it.
+Two reads of S3 (the user and trade ids alone, to find the repeated pairs through one shuffle of the
+ids; then every row), one write of both outputs into a staging folder, then a swap per dataset:
+rerunning a day replaces it, never appends to it.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -21,7 +23,17 @@ from pyspark.sql.types import DataType, DoubleType, LongType, StringType, Timest
 
 from batch.services import Files, list_day
 from batch.settings import CURATED, REJECTS, BatchError, BatchSettings
-from stockafolio.records import TRADE_SCHEMA_VERSION, Trade, field_types
+from stockafolio.records import (
+    CENT_TOLERANCE,
+    DETAIL_CHARS,
+    MAX_PRICE,
+    MAX_QUANTITY,
+    POSITIVE_FIELDS,
+    SIDES,
+    TRADE_SCHEMA_VERSION,
+    Trade,
+    field_types,
+)
 
 _SPARK_TYPES: dict[type, DataType] = {int: LongType(), float: DoubleType(), str: StringType()}
 TRADE_FIELDS = field_types(Trade)
@@ -57,60 +69,107 @@ def check_schema(frame: DataFrame) -> None:
 
 
 def with_reason(trades: DataFrame, day: date, symbols: Iterable[str]) -> DataFrame:
-    """Adds `reason`: null for a valid trade of `day`, else a code and details like
-    `stockafolio.records.invalid_trade_reason` (plus `wrong_date` for a trade of another day)."""
-    checks: list[tuple[Column, Column]] = [
-        (F.col(name).isNull(), F.lit(f"missing_field: {name}")) for name in TRADE_FIELDS
-    ]
-    checks += [
-        (F.col("schema_version") != TRADE_SCHEMA_VERSION,
-         F.concat(F.lit(f"schema_version: expected {TRADE_SCHEMA_VERSION}, got "),
-                  F.col("schema_version").cast("string"))),
-        (~F.col("side").isin("buy", "sell"), F.concat(F.lit("bad_side: got "), F.col("side"))),
-        (~F.col("symbol").isin(*sorted(set(symbols))),
-         F.concat(F.lit("unknown_symbol: "), F.col("symbol"))),
-    ]
-    checks += [(F.col(name) <= 0, F.concat(F.lit(f"non_positive: {name} = "), F.col(name).cast("string")))
-               for name in ("trade_id", "user_id", "quantity", "price")]
-    checks.append((F.to_date("event_time") != F.lit(day.isoformat()).cast("date"),
-                   F.concat(F.lit(f"wrong_date: not {day}: "), F.col("event_time").cast("string"))))
+    """Adds `reason`: null for a valid trade of `day`, else the first check the row fails, in the wire
+    contract's order and with its codes and wording (what `stockafolio.records.invalid_trade_values`
+    says of the same typed values), then `wrong_date` for a trade of another day."""
     reason = F.lit(None).cast("string")
-    for condition, text in reversed(checks):
+    for condition, text in reversed(_checks(day, symbols)):
         reason = F.when(condition, text).otherwise(reason)
     return trades.withColumn("reason", reason)
 
 
-def mark_duplicates(trades: DataFrame, broadcast_limit: int = 1_000_000) -> DataFrame:
-    """Sets `reason` = 'duplicate: ...' on every copy of a trade id after the first valid one
-    (a valid copy is kept before an invalid one; among equals the order is arbitrary).
+def _checks(day: date, symbols: Iterable[str]) -> list[tuple[Column, Column]]:
+    """(failed, reason) per check: the contract's on the typed columns, then the day's."""
+    return [*_contract_checks(symbols),
+            (F.to_date("event_time") != F.lit(day.isoformat()).cast("date"),
+             _says(f"wrong_date: not {day}: ", _text(F.col("event_time"))))]
 
-    Only the ids are shuffled to find the repeated ones (one column of the files, `repeated_ids`); the
-    rows of the few repeated ids are ranked, every other row passes through untouched, so a day
+
+def _contract_checks(symbols: Iterable[str]) -> list[tuple[Column, Column]]:
+    """`records.invalid_trade_values` as columns, in its order. Spark SQL holds NaN above every number
+    and equal to itself, so a NaN price is caught (bad_type) before any comparison sees it; nulls are
+    caught (missing_field, with event_time too) before any check that would read null as passed."""
+    version, quantity, price = F.col("schema_version"), F.col("quantity"), F.col("price")
+    nulls = F.concat_ws(", ", *(F.when(F.col(n).isNull(), n) for n in TRADE_FIELDS if n != "schema_version"))
+    cents = price * 100
+    return [
+        (version.isNull() | (version != TRADE_SCHEMA_VERSION),
+         _says(f"schema_version: expected {TRADE_SCHEMA_VERSION}, got ",
+               F.coalesce(_text(version), F.lit("None")))),
+        (nulls != "", _says("missing_field: ", nulls)),
+        (F.isnan(price) | (F.abs(price) == math.inf),
+         _says("bad_type: price must be float, got float ",
+               F.when(F.isnan(price), "nan").when(price > 0, "inf").otherwise("-inf"))),
+        (~F.col("symbol").isin(*sorted(set(symbols))),
+         _says("unknown_symbol: ", _short_repr(F.col("symbol")), " is not in the universe")),
+        (~F.col("side").isin(*SIDES),
+         _says(f"bad_side: expected one of {list(SIDES)}, got ", _short_repr(F.col("side")))),
+        *((F.col(name) <= 0, _says(f"non_positive: {name} must be > 0, got ", _text(F.col(name))))
+          for name in POSITIVE_FIELDS),
+        (quantity > MAX_QUANTITY,
+         _says(f"out_of_range: quantity must be at most {MAX_QUANTITY:,}, got ", _text(quantity))),
+        (price > MAX_PRICE,
+         _says(f"out_of_range: price must be at most {MAX_PRICE:,.0f}, got ", _text(price))),
+        ((F.abs(cents - F.bround(cents)) > CENT_TOLERANCE) | (F.bround(cents) < 1),
+         _says("not_cents: price must be whole cents, at least one, got ", _text(price))),
+    ]
+
+
+def _text(value: Column) -> Column:
+    return value.cast("string")
+
+
+def _says(*parts: str | Column) -> Column:
+    return F.concat(*(F.lit(p) if isinstance(p, str) else p for p in parts))
+
+
+def _short_repr(text: Column) -> Column:
+    """A string value quoted as the contract quotes it (`repr`, then `_short`): in single quotes, cut
+    to DETAIL_CHARS with its length, so a reject is bounded whatever the archive holds."""
+    quoted = F.concat(F.lit("'"), text, F.lit("'"))
+    return F.when(F.length(quoted) <= DETAIL_CHARS, quoted).otherwise(
+        _says(F.substring(quoted, 1, DETAIL_CHARS), "... (", F.format_number(F.length(quoted), 0), " chars)"))
+
+
+def mark_duplicates(trades: DataFrame, broadcast_limit: int = 1_000_000) -> DataFrame:
+    """Sets `reason` = 'duplicate: ...' on every copy of a (user id, trade id) pair after the first valid
+    one (a valid copy is kept before an invalid one; among equals the order is arbitrary). A trade id is
+    unique per user, not overall: two users' trades that share an id are two trades, both kept.
+
+    Only the ids are shuffled to find the repeated pairs (two columns of the files, `repeated_ids`); the
+    rows of the few repeated pairs are ranked, every other row passes through untouched, so a day
     without duplicates is never sorted."""
+    keys = ["user_id", "trade_id"]
     repeated = repeated_ids(trades).persist()  # few rows; freed with the session
     ids = F.broadcast(repeated) if repeated.count() <= broadcast_limit else repeated
-    single = trades.join(ids, "trade_id", "left_anti")
-    copies = trades.join(ids, "trade_id", "left_semi")
-    order = Window.partitionBy("trade_id").orderBy(F.col("reason").asc_nulls_first())
+    single = trades.join(ids, keys, "left_anti")
+    copies = trades.join(ids, keys, "left_semi")
+    order = Window.partitionBy(*keys).orderBy(F.col("reason").asc_nulls_first())
     ranked = copies.withColumn("_copy", F.row_number().over(order))
-    marked = ranked.withColumn("reason", F.when((F.col("_copy") > 1) & F.col("reason").isNull(),
-                                                F.lit("duplicate: trade_id seen before"))
+    seen = _says("duplicate: trade ", _text(F.col("trade_id")), " of user ", _text(F.col("user_id")),
+                 " seen before")
+    marked = ranked.withColumn("reason", F.when((F.col("_copy") > 1) & F.col("reason").isNull(), seen)
                                .otherwise(F.col("reason"))).drop("_copy")
     return single.unionByName(marked)
 
 
 def repeated_ids(trades: DataFrame) -> DataFrame:
-    """trade_id: every id that occurs more than once. The ids are hash-partitioned, then each partition
-    is sorted in numpy and its adjacent equal ids kept. A group-by count would build a hash map of
-    every id before the shuffle, which a day of unique ids never shrinks: 10.6 s against 6.1 s for
-    20 M ids (2026-12-07)."""
+    """(user_id, trade_id): every pair that occurs more than once. The pairs are hash-partitioned, then
+    each partition is sorted in numpy and its adjacent equal pairs kept. A group-by count would build a
+    hash map of every pair before the shuffle, which a day of unique ids never shrinks: 10.6 s against
+    6.1 s for 20 M ids (2026-12-07, when the key was the trade id alone)."""
     def repeated(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        ids = np.sort(np.concatenate([b["trade_id"].to_numpy(dtype=np.int64) for b in batches]
-                                     or [np.zeros(0, dtype=np.int64)]))
-        yield pd.DataFrame({"trade_id": np.unique(ids[1:][ids[1:] == ids[:-1]])})
+        frames = list(batches) or [pd.DataFrame({"user_id": [], "trade_id": []})]
+        users, ids = (np.concatenate([b[c].to_numpy(dtype=np.int64) for b in frames])
+                      for c in ("user_id", "trade_id"))
+        order = np.lexsort((ids, users))
+        users, ids = users[order], ids[order]
+        again = (users[1:] == users[:-1]) & (ids[1:] == ids[:-1])
+        pairs = np.unique(np.stack([users[1:][again], ids[1:][again]], axis=1), axis=0)
+        yield pd.DataFrame({"user_id": pairs[:, 0], "trade_id": pairs[:, 1]})
 
-    ids = trades.select("trade_id").where(F.col("trade_id").isNotNull())
-    return ids.repartition("trade_id").mapInPandas(repeated, "trade_id BIGINT")
+    pairs = trades.select("user_id", "trade_id").dropna()
+    return pairs.repartition("user_id", "trade_id").mapInPandas(repeated, "user_id BIGINT, trade_id BIGINT")
 
 
 def reason_code(reason: Column) -> Column:
