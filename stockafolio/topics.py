@@ -16,7 +16,12 @@ PORTFOLIO_EVENTS = "portfolio-events"      # per-user updates for the web tier
 PIPELINE_TOPICS: tuple[str, ...] = (TRADES, PRICES, TRADES_DEAD_LETTER, PORTFOLIO_EVENTS)
 # Per-topic settings at creation. The events topic is log-compacted: it is keyed by user, and only a
 # user's latest event matters to the web tier, so Kafka may drop the older ones.
-TOPIC_CONFIGS: dict[str, dict[str, str]] = {PORTFOLIO_EVENTS: {"cleanup.policy": "compact"}}
+# The dead-letter topic takes records of at most 64 KiB: a dead letter is bounded to 16 KiB
+# (streaming.publish.dead_letter), so one that is larger is a bug, refused by the broker, not stored.
+TOPIC_CONFIGS: dict[str, dict[str, str]] = {
+    PORTFOLIO_EVENTS: {"cleanup.policy": "compact"},
+    TRADES_DEAD_LETTER: {"max.message.bytes": "65536", "retention.ms": str(14 * 24 * 3600 * 1000)},
+}
 
 
 def ensure_topics(bootstrap: str, names: tuple[str, ...], partitions: int, replication: int) -> list[str]:

@@ -28,12 +28,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import orjson
 import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 
-from stockafolio import accounting, cash, topics
+from stockafolio import accounting, cash, records, topics
 from stockafolio.accounting import TRADE_COLUMNS
 from stockafolio.argtypes import non_negative_int as _non_negative
 from stockafolio.cql import check_identifier
@@ -133,7 +134,8 @@ class BatchWriter:
             rows = self._parsed(raw)
         invalid = rows["reason"].notna()
         dead = self._dead_letters(rows[invalid])
-        trades = rows.loc[~invalid, [*TRADE_COLUMNS, "kafka_time"]].reset_index(drop=True)
+        trades = rows.loc[~invalid, [*TRADE_COLUMNS, "kafka_time", "partition", "offset"]]
+        trades = trades.reset_index(drop=True)
         touched = self._apply(trades, batch_id, started, step) if len(trades) else 0
         written = datetime.now(UTC)
         with step("health"):
@@ -153,8 +155,13 @@ class BatchWriter:
         with step("read"):
             prior = state.Prior.from_rows(self._prior_rows(users))
             prices = store.latest_prices(self.portfolio.session, ks)
+        kept, refused = state.split_by_order(trades, prior)
+        self._refused(refused)  # before the state write: a replay after it sees them as read
+        if kept.empty:
+            return 0
         with step("compute"):
-            rows = state.build(trades, prior, prices, self.model, batch_id, now, self.settings.opening)
+            rows = state.build(kept, prior, prices, self.model, batch_id, now, self.settings.opening,
+                               state.last_read(trades))
         with step("write"):
             self._write(store.group_by_user(self.spec, rows.changed, rows.totals, rows.trades, rows.equity))
         with step("events"):
@@ -180,12 +187,26 @@ class BatchWriter:
         self.spark.sparkContext.parallelize(users, self.partitions).foreachPartition(write)
 
     def _dead_letters(self, invalid: pd.DataFrame) -> int:
-        """`{"reason", "topic", "partition", "offset", "raw"}` per invalid record, keyed by its offset."""
+        """One bounded dead letter per invalid record (`publish.dead_letter`), keyed by its offset. The
+        reason is the wire contract's own (`records.invalid_trade_reason` on the record's bytes), so it
+        reads as the archiver's and the nightly's do; the JVM's reason stands only where the two
+        disagree, which is logged."""
         if invalid.empty:
             return 0
-        letters = invalid[["reason", *SOURCE, "raw"]].to_json(orient="records", lines=True).splitlines()
-        keys = invalid["offset"].astype(str)
-        return self.outputs.send(self.settings.dead_letter_topic, zip(keys, letters, strict=True))
+        letters = [(str(row.offset), dead_letter_of(row, self.symbol_set))
+                   for row in invalid.itertuples(index=False)]
+        return self.outputs.send(self.settings.dead_letter_topic, letters)
+
+    def _refused(self, refused: pd.DataFrame) -> int:
+        """Dead letters for valid trades that arrived out of order or twice (`streaming.order`); the
+        record is shown as the trade's canonical JSON."""
+        if refused.empty:
+            return 0
+        topic = self.settings.trades_topic
+        letters = [(str(row.offset), publish.dead_letter(row.reason, topic, row.partition, row.offset,
+                                                         _trade_json(row)))
+                   for row in refused.itertuples(index=False)]
+        return self.outputs.send(self.settings.dead_letter_topic, letters)
 
     def _events(self, totals: pd.DataFrame) -> None:
         """One JSON event per touched user, keyed by user id (the topic is compacted)."""
@@ -222,13 +243,35 @@ class BatchWriter:
         return health.lag(ends, processed) if ends is not None else None
 
 
+def dead_letter_of(row, symbols: frozenset[str]) -> bytes:
+    """The dead letter of one invalid row of `collect`: the contract's reason for its bytes (the JVM's
+    where the two disagree on validity, which is logged; they name a string field holding another JSON
+    type differently, unknown_symbol or bad_side against bad_type, and that is not logged)."""
+    raw = None if row.raw is None or (isinstance(row.raw, float) and pd.isna(row.raw)) else bytes(row.raw)
+    reason = records.invalid_trade_reason(raw, symbols)
+    if reason is None:
+        LOG.warning("the stream's parse refused %s-%s@%s (%s) but the contract accepts it",
+                    row.topic, row.partition, row.offset, row.reason)
+        reason = row.reason
+    return publish.dead_letter(reason, row.topic, row.partition, row.offset, raw)
+
+
+def _trade_json(row) -> bytes:
+    """A valid trade's fields as the wire's JSON (for a dead letter that quotes it)."""
+    fields = {name: getattr(row, name) for name in TRADE_COLUMNS}
+    fields["event_time"] = records.format_time(pd.Timestamp(fields["event_time"]).tz_localize(UTC)
+                                               .to_pydatetime())
+    return orjson.dumps({**fields, "schema_version": records.TRADE_SCHEMA_VERSION},
+                        option=orjson.OPT_SERIALIZE_NUMPY)
+
+
 def collect(parsed: DataFrame) -> pd.DataFrame:
     """The parsed batch in the driver, valid and invalid rows in one Spark job (Arrow). Integer trade
     fields of invalid rows are set to 0 (null would turn the whole column into floats and lose trade
-    ids above 2**53); `raw`, the record's text, is kept for invalid rows only."""
+    ids above 2**53); `raw`, the record's bytes, is kept for invalid rows only."""
     ints = {"trade_id", "user_id", "quantity"}
     fields = [F.coalesce(F.col(c), F.lit(0)).alias(c) if c in ints else F.col(c) for c in TRADE_COLUMNS]
-    raw = F.when(F.col("reason").isNotNull(), F.col("value")).alias("raw")
+    raw = F.when(F.col("reason").isNotNull(), F.col("raw_bytes")).alias("raw")
     return parsed.select(*fields, "kafka_time", "reason", *SOURCE, raw).toPandas()
 
 

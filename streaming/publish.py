@@ -9,13 +9,36 @@ the micro-batch fails and is replayed, republishing the same records (same keys,
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping
 
+import orjson
 from confluent_kafka import KafkaError, Producer
 
 from stockafolio.errors import StockafolioError
 
 FLUSH_TIMEOUT_S = 60.0
+RAW_PREVIEW_CHARS = 1_000  # of a dead letter's original record; its length and SHA-256 are kept whole
+DEAD_LETTER_MAX_BYTES = 16_384  # stockafolio.topics sets the dead-letter topic's max.message.bytes above it
+
+
+def dead_letter(reason: str, topic: str, partition: int, offset: int, raw: bytes | None) -> bytes:
+    """One dead letter, bounded whatever the record (at most DEAD_LETTER_MAX_BYTES): the reason,
+    where the record is in Kafka, the first RAW_PREVIEW_CHARS characters of its value (bytes that are
+    not UTF-8 replaced), the value's length in bytes and its SHA-256. The archive's quarantine keeps
+    the full bytes under the same topic, partition and offset."""
+    head = None if raw is None else raw[:4 * RAW_PREVIEW_CHARS].decode("utf-8", "replace")
+    letter = {"reason": reason[:500], "topic": topic, "partition": int(partition), "offset": int(offset),
+              "raw": None if head is None else head[:RAW_PREVIEW_CHARS],
+              "raw_length": None if raw is None else len(raw),
+              "raw_sha256": None if raw is None else hashlib.sha256(raw).hexdigest(),
+              "raw_truncated": raw is not None and (len(raw) > 4 * RAW_PREVIEW_CHARS
+                                                    or len(head or "") > RAW_PREVIEW_CHARS)}
+    encoded = orjson.dumps(letter)
+    while len(encoded) > DEAD_LETTER_MAX_BYTES and letter["raw"]:  # escaped control bytes: 6 bytes each
+        letter["raw"], letter["raw_truncated"] = letter["raw"][:len(letter["raw"]) // 2], True
+        encoded = orjson.dumps(letter)
+    return encoded
 
 
 class Outputs:

@@ -15,13 +15,16 @@ import pandas as pd
 
 from stockafolio import accounting
 from stockafolio.reference.model import FactorModel
-from streaming import risk
+from streaming import order, risk
 
 HOLDING_OUT = ["quantity", "cost_basis_cents", "avg_cost", "realized_pnl_cents", "last_price",
                "market_value_cents", "unrealized_pnl_cents", "last_trade_id", "last_trade_time"]
 TOTALS_OUT = ["cash_cents", "cash_last_trade_id", "market_value_total_cents", "unrealized_pnl_total_cents",
               "realized_pnl_total_cents", "equity_cents", "day", "day_open_equity_cents", "day_pnl_cents",
-              *risk.RISK_FIELDS, "sector_weights", "largest_position_weight", "last_batch_id", "updated_at"]
+              *risk.RISK_FIELDS, "sector_weights", "largest_position_weight", "last_batch_id", "updated_at",
+              "last_partition", "last_offset"]
+GUARD_COLUMNS = ["user_id", "cash_last_trade_id", "last_partition", "last_offset"]
+ORDER_REASONS = {order.DUPLICATE: "duplicate", order.OUT_OF_ORDER: "out_of_order"}
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,7 @@ class Prior:
     holdings: pd.DataFrame
     cash: pd.DataFrame
     days: pd.DataFrame  # user_id, day, day_open_equity_cents, equity_cents
+    guards: pd.DataFrame  # GUARD_COLUMNS: the user's trade-id guard and where the stream last read them
 
     @classmethod
     def from_rows(cls, rows: pd.DataFrame) -> Prior:
@@ -41,7 +45,9 @@ class Prior:
         cash = users.loc[users["cash_cents"].notna(), accounting.CASH_COLUMNS]
         cash = cash.assign(cash_last_trade_id=pd.to_numeric(cash["cash_last_trade_id"]).fillna(0))
         days = users[["user_id", "day", "day_open_equity_cents", "equity_cents"]]
-        return cls(held.reset_index(drop=True), _ints(cash), days.reset_index(drop=True))
+        guards = users.reindex(columns=GUARD_COLUMNS)
+        return cls(held.reset_index(drop=True), _ints(cash), days.reset_index(drop=True),
+                   guards.reset_index(drop=True))
 
 
 @dataclass(frozen=True)
@@ -56,9 +62,32 @@ class BatchRows:
     equity: pd.DataFrame
 
 
+def split_by_order(trades: pd.DataFrame, prior: Prior) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(the trades to account: new ones and replays, the refused ones with a `reason`), see
+    `streaming.order`. `trades` carries `partition` and `offset`."""
+    kind = order.classify(trades, prior.guards)
+    refused = np.isin(kind, list(ORDER_REASONS))
+    rejected = trades.loc[refused].copy()
+    if len(rejected):
+        guard = prior.guards.drop_duplicates("user_id").set_index("user_id")["cash_last_trade_id"]
+        rejected["reason"] = [
+            f"{ORDER_REASONS[k]}: trade {t} of user {u} is not above {_int_or(guard.get(u), 0)}, the user's "
+            "last applied trade id, or an earlier trade of the batch (a user's trade ids must rise)"
+            for k, t, u in zip(kind[refused], rejected["trade_id"], rejected["user_id"], strict=True)]
+    return trades.loc[~refused].reset_index(drop=True), rejected.reset_index(drop=True)
+
+
+def _int_or(value: object, default: int) -> int:
+    return default if value is None or pd.isna(value) else int(value)
+
+
 def build(trades: pd.DataFrame, prior: Prior, prices: Mapping[str, float], model: FactorModel,
-          batch_id: int, now: datetime, opening_cash_cents: accounting.Opening) -> BatchRows:
-    """Apply the batch and value every touched user; `now` only stamps `updated_at`."""
+          batch_id: int, now: datetime, opening_cash_cents: accounting.Opening,
+          read: pd.DataFrame | None = None) -> BatchRows:
+    """Apply the batch (trades `split_by_order` kept; at least one) and value every touched user;
+    `now` only stamps `updated_at`. `trades` carries the Kafka `partition` and `offset` of each;
+    `read` is `last_read` of the whole batch, refused trades included (default: of `trades`)."""
+    read = last_read(trades) if read is None else read
     result = accounting.apply_batch(trades, prior.holdings, prior.cash, opening_cash_cents)
     holdings = _merged(prior.holdings, result.holdings, trades["user_id"].unique())
     cash = _merged_cash(prior.cash, result.cash, trades["user_id"].unique(), opening_cash_cents)
@@ -69,12 +98,21 @@ def build(trades: pd.DataFrame, prior: Prior, prices: Mapping[str, float], model
                                    _day_open(prior.days, cash, day, opening_cash_cents))
     totals = totals.assign(cash_last_trade_id=cash["cash_last_trade_id"].to_numpy(), day=day,
                            last_batch_id=batch_id, updated_at=pd.Timestamp(now))
+    totals = totals.merge(read, on="user_id", how="left")
     totals["day_open_equity_cents"] = totals["equity_cents"] - totals["day_pnl_cents"]
     portfolio = marked.merge(totals[["user_id", *TOTALS_OUT]], on="user_id")
     touched = marked.merge(result.holdings[accounting.KEY], on=accounting.KEY)
     return BatchRows(portfolio[["user_id", "symbol", *HOLDING_OUT, *TOTALS_OUT]],
                      touched[["user_id", "symbol", *HOLDING_OUT]].reset_index(drop=True), totals,
                      trade_rows(trades), equity_rows(totals, trades))
+
+
+def last_read(trades: pd.DataFrame) -> pd.DataFrame:
+    """user_id, last_partition, last_offset: each user's last record of the batch in Kafka."""
+    last = trades.sort_values(["partition", "offset"]).drop_duplicates("user_id", keep="last")
+    return pd.DataFrame({"user_id": last["user_id"].to_numpy(dtype=np.int64),
+                         "last_partition": last["partition"].to_numpy(dtype=np.int32),
+                         "last_offset": last["offset"].to_numpy(dtype=np.int64)})
 
 
 def batch_day(trades: pd.DataFrame) -> date:
@@ -85,7 +123,7 @@ def batch_day(trades: pd.DataFrame) -> date:
 def trade_rows(trades: pd.DataFrame) -> pd.DataFrame:
     """`trades_by_user_day` rows for every valid trade of the batch (replays rewrite the same keys)."""
     times = pd.to_datetime(trades["event_time"], utc=True)
-    frame = trades[accounting.TRADE_COLUMNS].drop_duplicates("trade_id")
+    frame = trades[accounting.TRADE_COLUMNS].drop_duplicates(["user_id", "trade_id"])
     return frame.assign(event_time=times, day=times.dt.date).reset_index(drop=True)
 
 

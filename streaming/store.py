@@ -41,9 +41,9 @@ def portfolios_of(spark: SparkSession, keyspace: str, users: list[int]) -> pd.Da
 # what state.Prior.from_rows uses of a partition (the statics repeat on every row)
 PRIOR_COLUMNS = ("user_id", "symbol", "quantity", "cost_basis_cents", "realized_pnl_cents", "last_trade_id",
                  "last_trade_time", "cash_cents", "cash_last_trade_id", "day", "day_open_equity_cents",
-                 "equity_cents")
+                 "equity_cents", "last_partition", "last_offset")
 _INTEGERS = ("quantity", "cost_basis_cents", "realized_pnl_cents", "last_trade_id", "cash_cents",
-             "cash_last_trade_id", "day_open_equity_cents", "equity_cents")
+             "cash_last_trade_id", "day_open_equity_cents", "equity_cents", "last_partition", "last_offset")
 USERS_PER_READ = 100  # partition keys per `IN` read: measured fastest of 50/100/200 for 3,000 users
 READS_IN_FLIGHT = 8
 
@@ -78,6 +78,8 @@ def prior_frame(rows: list[tuple]) -> pd.DataFrame:
     frame["user_id"] = frame["user_id"].astype("int64")
     for name in _INTEGERS:
         frame[name] = pd.to_numeric(frame[name]) if len(frame) else frame[name].astype("int64")
+    if frame["last_partition"].dtype == "int64":
+        frame["last_partition"] = frame["last_partition"].astype("int32")  # a CQL int, as Spark reads it
     frame["last_trade_time"] = pd.to_datetime(frame["last_trade_time"]).astype("datetime64[us]")
     frame["day"] = [d if d is None else _date(d) for d in frame["day"]]
     return frame
@@ -171,19 +173,34 @@ class PortfolioWriter:
         return self.send(group_by_user(self.spec, changed, totals, trades, equity))
 
     def send(self, users: Iterable[UserRows]) -> int:
-        """One or more UNLOGGED batches per user; returns the number of requests."""
+        """One or more UNLOGGED batches per user; returns the number of requests. A user whose rows need
+        several requests gets its statics row (the cash, the guards, `last_offset`) only after every
+        other request of the batch was acknowledged: a stored offset then means that everything up to
+        it is written (streaming/order.py)."""
         requests = 0
         window: list[ResponseFuture] = []
+        statics_last: list[tuple[int, tuple]] = []
         for rows in users:
-            for first in range(0, len(rows), STATEMENTS_PER_REQUEST):
-                batch = BatchStatement(batch_type=BatchType.UNLOGGED)
-                for kind, params in rows[first:first + STATEMENTS_PER_REQUEST]:
-                    batch.add(self.statements[kind], params)
-                window.append(self.session.execute_async(batch))
-                requests += 1
-                if len(window) >= IN_FLIGHT:
-                    _wait(window)
+            if len(rows) > STATEMENTS_PER_REQUEST:
+                statics_last.append(rows[0])
+                rows = rows[1:]
+            requests += self._send_chunks(rows, window)
         _wait(window)
+        requests += self._send_chunks(statics_last, window, per_request=1)
+        _wait(window)
+        return requests
+
+    def _send_chunks(self, rows: list[tuple[int, tuple]], window: list[ResponseFuture],
+                     per_request: int = STATEMENTS_PER_REQUEST) -> int:
+        requests = 0
+        for first in range(0, len(rows), per_request):
+            batch = BatchStatement(batch_type=BatchType.UNLOGGED)
+            for kind, params in rows[first:first + per_request]:
+                batch.add(self.statements[kind], params)
+            window.append(self.session.execute_async(batch))
+            requests += 1
+            if len(window) >= IN_FLIGHT:
+                _wait(window)
         return requests
 
 

@@ -248,6 +248,32 @@ def test_each_pipeline_unit_gets_the_logins_the_code_reads(role: str, path: str)
                and "spark_jobs." not in line)
 
 
+def _generator_instances(hosts: list[str]) -> dict[str, tuple[int, int]]:
+    """host -> (--instance, --instances) as the generator role's defaults give them for `hosts`."""
+    from jinja2.nativetypes import NativeEnvironment
+
+    env, defaults, flags = NativeEnvironment(), _defaults("generator"), {}
+    for host in hosts:
+        context: dict[str, Any] = {"groups": {"generator": hosts}, "inventory_hostname": host}
+        context["generator_hosts"] = env.from_string(defaults["generator_hosts"]).render(**context)
+        flags[host] = tuple(int(env.from_string(defaults[name]).render(**context))
+                            for name in ("generator_instance", "generator_instances"))
+    return flags
+
+
+def test_each_generator_host_runs_its_own_instance() -> None:
+    # A trade id carries its generator's instance (stockafolio.records.trade_id): generators started in
+    # the same second must each have their own, the same on every run whatever the inventory's order.
+    hosts = ["generator-2", "generator-10", "generator-1"]
+    flags = _generator_instances(hosts)
+    assert sorted(flags.values()) == [(0, 3), (1, 3), (2, 3)]
+    assert _generator_instances(hosts[::-1]) == flags
+    tasks = (ROLES / "generator" / "tasks" / "main.yml").read_text()
+    assert "'--instance', generator_instance | string, '--instances', generator_instances | string" in tasks
+    example = _yaml(ANSIBLE / "inventories" / "example" / "hosts.yml")["all"]["children"]
+    assert _generator_instances(list(example["generator"]["hosts"])) == {"generator-1": (0, 1)}
+
+
 def _granted(principal: str, group: str) -> bool:
     return any(acl["principal"] == principal and acl["resource"] == "group"
                and (group == acl["name"] if acl["pattern"] == "literal" else group.startswith(acl["name"]))

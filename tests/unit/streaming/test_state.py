@@ -9,7 +9,7 @@ import pytest
 
 from stockafolio.reference.model import FactorModel, load_factor_model
 from streaming import state
-from tests.unit.streaming.test_accounting import trades
+from tests.unit.streaming.test_accounting import trades as accounting_trades
 
 NOW = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)
 DAY = date(2026, 11, 20)
@@ -18,6 +18,12 @@ DAY = date(2026, 11, 20)
 @pytest.fixture(scope="module")
 def model() -> FactorModel:
     return load_factor_model()
+
+
+def trades(*rows: tuple) -> pd.DataFrame:
+    """Trades as the job hands them over: with the Kafka partition and offset (here in id order)."""
+    frame = accounting_trades(*rows)
+    return frame.assign(partition=0, offset=frame["trade_id"])
 
 
 def stored(rows: state.BatchRows) -> pd.DataFrame:

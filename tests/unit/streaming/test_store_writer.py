@@ -57,14 +57,15 @@ def test_one_request_per_user_and_bounded_requests_for_a_busy_user(monkeypatch) 
     session = FakeSession()
     requests = store.PortfolioWriter(session, SPEC).write(*frames())
 
-    assert requests == len(session.sent) == 3  # user 1: one; user 2: 1 + 1 + 40 + 1 = 43 rows -> 30 + 13
+    # user 1: one request; user 2: 1 + 1 + 40 + 1 = 43 rows -> 30 + 12 without its statics, which go last
+    assert requests == len(session.sent) == 4
     first = session.sent[0]
     assert [t for t, _ in first] == ["portfolio_by_user", "portfolio_by_user", "trades_by_user_day",
                                      "equity_by_user_day"]
     assert first[0][1] == (1, 100) and first[1][1] == (1, "AAPL", 5) and first[3][1] == (1, NOW)
-    assert [len(r) for r in session.sent[1:]] == [store.STATEMENTS_PER_REQUEST, 13]
+    assert [len(r) for r in session.sent[1:]] == [store.STATEMENTS_PER_REQUEST, 12, 1]
+    assert session.sent[-1] == [("portfolio_by_user", (2, 200))]  # the statics, after everything else
     user2 = [row for request in session.sent[1:] for row in request]
-    assert user2[0] == ("portfolio_by_user", (2, 200))
     assert sorted(v[1] for t, v in user2 if t == "trades_by_user_day") == list(range(1, 41))
     assert all(v[0] == 2 for _, v in user2)
 
@@ -101,9 +102,9 @@ def test_driver_read_rows_take_the_direct_joins_types():
 
     at = datetime(2026, 12, 7, 14, 30, tzinfo=UTC).replace(tzinfo=None)  # the driver's naive UTC
     holding = (7, "AAPL", 10, 150_000, 0, 41, at, 1_000_000, 41, Date(date(2026, 12, 7)), 1_150_000,
-               1_160_000)
+               1_160_000, 2, 900)
     statics_only = (8, None, None, None, None, None, None, 500_000, 3, Date(date(2026, 12, 6)), 500_000,
-                    500_000)
+                    500_000, None, None)
     frame = prior_frame([holding, statics_only])
     assert list(frame.columns) == list(PRIOR_COLUMNS)
     assert frame["user_id"].dtype == "int64" and frame["cash_cents"].dtype == "int64"
