@@ -1,8 +1,10 @@
-"""bin/stockafolio: run, stop, status, test (and the steps of run, one at a time)."""
+"""bin/stockafolio: run, stop, status, test (and the steps of run, one at a time); dead-letters."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import os
 import subprocess
 import sys
@@ -19,7 +21,12 @@ PARTITIONS = 6  # per pipeline topic: room for up to 6 Spark tasks / consumers i
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    if args.command == "dead-letters":  # its flags are python -m streaming dead-letters's
+        args.extra = extra
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     cfg = StackConfig.from_env()
     try:
         return int(args.func(cfg, args) or 0)
@@ -42,7 +49,9 @@ def _parser() -> argparse.ArgumentParser:
     cmd = sub.add_parser(
         "run", help="install what is missing, start the stack and the pipeline",
         description="Provision and start Kafka, Cassandra, HDFS and MinIO, apply the schema, then "
-                    "start the streaming job and the generator (the pipeline).")
+                    "start the streaming job, the generator and the web app (the pipeline), each under "
+                    "a supervisor that restarts it when it fails. Fails, naming the process and its "
+                    "last error, if one of them exits while it settles.")
     cmd.add_argument("--rate", type=positive_int, default=500,
                      help="generator trades per second (default 500: the streaming job sustains "
                           "~1,300/s on 2 cores with everything on, so 500 keeps its lag bounded "
@@ -58,7 +67,14 @@ def _parser() -> argparse.ArgumentParser:
     cmd.set_defaults(func=cmd_run)
     cmd = sub.add_parser("stop", help="stop every service, in reverse order; data is kept")
     cmd.set_defaults(func=cmd_stop)
-    cmd = sub.add_parser("status", help="each service: ports, pid, health, memory")
+    cmd = sub.add_parser(
+        "status", help="each service: ports, pid, health, memory",
+        description="Each service and pipeline process: ports, pid, resident memory, health, and the "
+                    "tail of the log of an unhealthy one. For a pipeline process that has restarted or "
+                    "is down also its restarts, its last failure and the last error line of its log. "
+                    "Exit status 1 unless all are healthy.")
+    cmd.add_argument("--json", action="store_true",
+                     help="print the rows as JSON (with each pipeline process's supervisor state)")
     cmd.set_defaults(func=cmd_status)
     cmd = sub.add_parser("provision", help="only apply the Ansible roles (install + configure)")
     cmd.add_argument("--tags", help="only these roles, e.g. kafka,cassandra")
@@ -67,6 +83,11 @@ def _parser() -> argparse.ArgumentParser:
     cmd.add_argument("--keyspace", help="target keyspace (default: $STOCKAFOLIO_KEYSPACE or "
                                         "stockafolio)")
     cmd.set_defaults(func=cmd_migrate)
+    cmd = sub.add_parser(
+        "dead-letters", add_help=False,
+        help="what the streaming job refused: counts per reason, the latest letters (same as python -m "
+             "streaming dead-letters [--latest N] [--since-minutes M]; see its --help)")
+    cmd.set_defaults(func=cmd_dead_letters)
     cmd = sub.add_parser(
         "test", help="lint, start the stack if needed, run the whole test suite",
         description="Runs ruff, yamllint and ansible-lint, then pytest. Starts the local stack if "
@@ -196,21 +217,34 @@ def cmd_stop(cfg: StackConfig, args: argparse.Namespace) -> int:
 
 
 def cmd_status(cfg: StackConfig, args: argparse.Namespace) -> int:
-    from stack import process
+    from stack import pipeline, process, supervise
 
     rows = services.status(cfg)
+    healthy = all(s.healthy for s in rows)
+    if args.json:
+        print(json.dumps([{**dataclasses.asdict(s), "rss_mib": round(s.rss_mib, 1), "healthy": s.healthy}
+                          for s in rows], indent=2))
+        return 0 if healthy else 1
     print(f"{'process':<14} {'ports':<18} {'pid':>7} {'RSS MiB':>8}  health")
     for s in rows:
         ports = ",".join(map(str, s.ports))
         pid = str(s.pid) if s.pid else "-"
         print(f"{s.name:<14} {ports:<18} {pid:>7} {s.rss_mib:>8.0f}  {s.problem or 'healthy'}")
+        for line in supervise.history(s.supervisor):
+            print(f"{'':<14} {line}")
     print(f"{'total':<14} {'':<18} {'':>7} {sum(s.rss_mib for s in rows):>8.0f}")
-    from stack import pipeline
-
     for s, spec in zip(rows, services.specs(cfg) + pipeline.written_specs(cfg), strict=True):
         if s.pid and not s.healthy:
             print(f"\n--- last lines of {spec.log}\n{process.log_tail(spec)}")
-    return 0 if all(s.healthy for s in rows) else 1
+        elif s.supervisor and not s.healthy:
+            print(f"\n--- {s.name}: log {spec.log}; start it again with: bin/stockafolio run")
+    return 0 if healthy else 1
+
+
+def cmd_dead_letters(cfg: StackConfig, args: argparse.Namespace) -> int:
+    from streaming.__main__ import main as streaming_main
+
+    return streaming_main(["dead-letters", *args.extra])
 
 
 def cmd_test(cfg: StackConfig, args: argparse.Namespace) -> int:

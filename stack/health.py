@@ -84,7 +84,7 @@ def _jmx(base: str, query: str) -> dict[str, Any]:
 
 def running(h: dict[str, Any]) -> str | None:
     """A process with no port: healthy while alive (the stack manager checks that it is, for at
-    least `settle_s` seconds after start)."""
+    least `settle_s` seconds after start, and, for a supervised one, that it was not restarted)."""
     return None
 
 

@@ -1,6 +1,8 @@
-"""The pipeline on top of the local stack: the streaming job and the generator, started by `run`
-as managed processes (launch specs written here, so `stop` and `status` treat them like services).
-They are Stockafolio's own code, so their command lines live with the code, not in a role."""
+"""The pipeline on top of the local stack: the streaming job, the generator and the web app, started
+by `run` as managed processes (launch specs written here, so `stop` and `status` treat them like
+services). They are Stockafolio's own code, so their command lines live with the code, not in a role.
+Each runs under a supervisor (stack/supervise.py) that restarts it when it fails, with RESTART's
+back-off: a job that died on a Kafka or Cassandra restart comes back by itself."""
 
 from __future__ import annotations
 
@@ -17,6 +19,8 @@ from stockafolio.errors import StockafolioError
 
 # Start order: the consumer first, so it is waiting when trades arrive. Stop in reverse.
 PIPELINE: tuple[str, ...] = ("streaming", "generator", "webapp")
+# Restart after 1 s, then 2, 4, ... 60 s; back to 1 s once a run lasted a minute.
+RESTART: dict[str, float] = {"backoff_s": 1, "max_backoff_s": 60, "stable_s": 60}
 
 
 @dataclass(frozen=True)
@@ -37,9 +41,9 @@ def launch_specs(cfg: StackConfig, opts: PipelineOptions) -> list[LaunchSpec]:
                  "--speed", str(opts.speed), "--var", str(cfg.var)]
     return [
         LaunchSpec("streaming", tuple(streaming), str(cfg.repo), str(log_dir / "streaming.out"), (),
-                   {"kind": "process", "settle_s": 20}, env, 120, 60),
+                   {"kind": "process", "settle_s": 20}, env, 120, 60, RESTART),
         LaunchSpec("generator", tuple(generator), str(cfg.repo), str(log_dir / "generator.out"), (),
-                   {"kind": "process", "settle_s": 10}, env, 60, 30),
+                   {"kind": "process", "settle_s": 10}, env, 60, 30, RESTART),
         _webapp(cfg, opts, env, python, log_dir),
     ]
 
@@ -51,7 +55,7 @@ def _webapp(cfg: StackConfig, opts: PipelineOptions, env: dict[str, str], python
             "--keyspace", cfg.keyspace]
     health = {"kind": "http", "url": f"http://127.0.0.1:{opts.web_port}/healthz", "expect_status": 200}
     return LaunchSpec("webapp", tuple(argv), str(cfg.repo), str(log_dir / "webapp.out"), (opts.web_port,),
-                      health, {**env, "STOCKAFOLIO_CACHE": str(cfg.cache)}, 60, 30)
+                      health, {**env, "STOCKAFOLIO_CACHE": str(cfg.cache)}, 60, 30, RESTART)
 
 
 def seed_demo_accounts(cfg: StackConfig, opts: PipelineOptions) -> list[dict]:
@@ -68,15 +72,8 @@ def seed_demo_accounts(cfg: StackConfig, opts: PipelineOptions) -> list[dict]:
 
 
 def write_specs(cfg: StackConfig, specs: list[LaunchSpec]) -> None:
-    cfg.launch_dir.mkdir(parents=True, exist_ok=True)
     for spec in specs:
-        (cfg.launch_dir / f"{spec.name}.json").write_text(json.dumps(_as_json(spec), indent=2) + "\n")
-
-
-def _as_json(spec: LaunchSpec) -> dict:
-    return {"name": spec.name, "argv": list(spec.argv), "cwd": spec.cwd, "log": spec.log,
-            "ports": list(spec.ports), "health": spec.health, "env": spec.env,
-            "start_timeout_s": spec.start_timeout_s, "stop_timeout_s": spec.stop_timeout_s}
+        spec.write(cfg.launch_dir / f"{spec.name}.json")
 
 
 def written_specs(cfg: StackConfig) -> list[LaunchSpec]:

@@ -1,5 +1,7 @@
 """Start, find and stop one service process. Each runs detached in its own session, so it outlives
-the command that started it, and its pid is kept in `<var>/run/<name>.pid`."""
+the command that started it, and its pid is kept in `<var>/run/<name>.pid`. A spec with a `restart`
+block runs under its supervisor (stack/supervise.py): the pid is the supervisor's, which restarts the
+process when it fails and stops it (its whole process group) when it gets SIGTERM."""
 
 from __future__ import annotations
 
@@ -8,10 +10,15 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
+from stack import supervise
 from stack.launch import LaunchSpec
+
+REPO = Path(__file__).resolve().parent.parent
+SUPERVISOR_GRACE_S = 15.0  # a supervisor's own stop, after its child's stop_timeout_s
 
 
 def pidfile(run_dir: Path, name: str) -> Path:
@@ -58,30 +65,57 @@ def start(spec: LaunchSpec, run_dir: Path) -> int:
     run_dir.mkdir(parents=True, exist_ok=True)
     with open(spec.log, "ab") as log:
         log.write(f"\n=== started by stockafolio at {time.strftime('%Y-%m-%dT%H:%M:%S%z')}\n".encode())
+    argv, cwd, env = list(spec.argv), spec.cwd, {**os.environ, **spec.env}
+    if spec.restart is not None:
+        argv, cwd, env = _supervisor_argv(spec, run_dir), str(REPO), dict(os.environ)
     launched = subprocess.run(
-        ["/bin/sh", "-c", _LAUNCHER, "sh", spec.log, *spec.argv], cwd=spec.cwd,
-        env={**os.environ, **spec.env}, capture_output=True, text=True, check=True,
+        ["/bin/sh", "-c", _LAUNCHER, "sh", spec.log, *argv], cwd=cwd,
+        env=env, capture_output=True, text=True, check=True,
     )
     pid = int(launched.stdout.strip())
     pidfile(run_dir, spec.name).write_text(f"{pid}\n")
     return pid
 
 
+def _supervisor_argv(spec: LaunchSpec, run_dir: Path) -> list[str]:
+    """`python -m stack.supervise` on a copy of the spec (run from the clone, so `stack` imports);
+    the previous run's state file goes, so that what `run` reads next is this supervisor's."""
+    spec.write(supervise.spec_file(run_dir, spec.name))
+    state = supervise.state_file(run_dir, spec.name)
+    state.unlink(missing_ok=True)
+    return [sys.executable, "-m", "stack.supervise", str(supervise.spec_file(run_dir, spec.name)),
+            "--state", str(state)]
+
+
+def supervisor_state(run_dir: Path, name: str, pid: int | None) -> dict | None:
+    """The state of the supervisor running as `pid` (None: not supervised, or not started yet)."""
+    state = supervise.read_state(run_dir, name)
+    return state if state is not None and pid is not None and state.get("supervisor_pid") == pid else None
+
+
 def stop(spec: LaunchSpec, run_dir: Path) -> str:
-    """SIGTERM the process group, wait up to stop_timeout_s, then SIGKILL. Returns what happened."""
+    """SIGTERM the process group, wait up to stop_timeout_s, then SIGKILL. Returns what happened.
+    A supervisor ends its child's group itself (SIGKILL after stop_timeout_s), so it gets a little
+    longer; if it has to be killed, so is the group of the child it was running."""
     pid = running_pid(run_dir, spec.name)
     if pid is None:
         pidfile(run_dir, spec.name).unlink(missing_ok=True)
         return "not running"
+    supervised = spec.restart is not None or supervisor_state(run_dir, spec.name, pid) is not None
     _signal_group(pid, signal.SIGTERM)
-    deadline = time.monotonic() + spec.stop_timeout_s
+    deadline = time.monotonic() + spec.stop_timeout_s + (SUPERVISOR_GRACE_S if supervised else 0)
     while time.monotonic() < deadline and alive(pid):
         time.sleep(0.2)
     outcome = "stopped"
     if alive(pid):
+        state = supervisor_state(run_dir, spec.name, pid)
         _signal_group(pid, signal.SIGKILL)
+        if state and state.get("child_pid"):
+            _signal_group(int(state["child_pid"]), signal.SIGKILL)
         outcome = f"killed after {spec.stop_timeout_s:.0f}s"
         _wait_gone(pid)
+    elif supervised:
+        outcome = (supervise.read_state(run_dir, spec.name) or {}).get("stop") or outcome
     pidfile(run_dir, spec.name).unlink(missing_ok=True)
     return outcome
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -10,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from stack import health, process
+from stack import health, process, supervise
 from stack.config import StackConfig
 from stack.launch import LaunchSpec
 from stockafolio.errors import StockafolioError
@@ -32,6 +33,7 @@ class Status:
     pid: int | None
     problem: str | None  # None when healthy
     rss_mib: float
+    supervisor: dict | None = None  # a supervised process's state (stack/supervise.py)
 
     @property
     def healthy(self) -> bool:
@@ -70,10 +72,15 @@ def start_all(cfg: StackConfig, out: Say = say, all_specs: list[LaunchSpec] | No
     On any failure (or Ctrl-C) the services this call started are stopped again."""
     started: list[str] = []
     all_specs = specs(cfg) if all_specs is None else all_specs
+    watched: dict[str, float] = {}  # supervised process -> since when it must not have failed
     try:
         for spec in all_specs:
+            since = time.time()
             if _start_one(cfg, spec, out):
                 started.append(spec.name)
+            if spec.restart is not None:
+                watched[spec.name] = since
+        _check_still_up(cfg, [s for s in all_specs if s.name in watched], watched)
     except (StackError, KeyboardInterrupt):
         stop_named(cfg, all_specs, started, out)
         raise
@@ -89,7 +96,12 @@ def stop_named(cfg: StackConfig, all_specs: list[LaunchSpec], names: list[str], 
 def _start_one(cfg: StackConfig, spec: LaunchSpec, out: Say) -> bool:
     pid = process.running_pid(cfg.run_dir, spec.name)
     if pid is not None:
-        _wait_healthy(spec, pid, out, began=time.monotonic())
+        state = process.supervisor_state(cfg.run_dir, spec.name, pid)
+        if state is not None and state.get("state") == "backoff":
+            out(f"  {spec.name:<14} down after {supervise.describe_exit(state['last_exit'])}: "
+                "restarting it now")
+            os.kill(pid, signal.SIGUSR1)  # the supervisor skips the rest of its back-off
+        _wait_healthy(cfg, spec, pid, out, began=time.monotonic(), supervised=state is not None)
         out(f"  {spec.name:<14} already running (pid {pid})")
         return False
     busy = [p for p in spec.ports if process.port_taken(_host(spec), p)]
@@ -101,7 +113,7 @@ def _start_one(cfg: StackConfig, spec: LaunchSpec, out: Say) -> bool:
     out(f"  {spec.name:<14} starting (log {spec.log})")
     pid = process.start(spec, cfg.run_dir)
     try:
-        _wait_healthy(spec, pid, out, began)
+        _wait_healthy(cfg, spec, pid, out, began, supervised=spec.restart is not None)
     except (StackError, KeyboardInterrupt):
         out(f"  {spec.name:<14} {process.stop(spec, cfg.run_dir)}")
         raise
@@ -114,18 +126,48 @@ def _host(spec: LaunchSpec) -> str:
     return str(spec.health.get("host", "127.0.0.1"))
 
 
-def _wait_healthy(spec: LaunchSpec, pid: int, out: Say, began: float) -> None:
+def _wait_healthy(cfg: StackConfig, spec: LaunchSpec, pid: int, out: Say, began: float,
+                  supervised: bool = False) -> None:
+    """Until healthy and `settle_s` after `began` (monotonic); raises when the process exits, or, for
+    a supervised one, when its process exited in that time (the supervisor would restart it)."""
     problem: str | None = "not checked yet"
+    since = time.time() - (time.monotonic() - began)
     settle_until = began + float(spec.health.get("settle_s", 0))
     while time.monotonic() - began < spec.start_timeout_s:
         if not process.alive(pid):
             raise StackError(_failure(spec, f"{spec.name} exited during start-up"))
-        problem = health.check(spec.health)
+        if supervised:
+            state = process.supervisor_state(cfg.run_dir, spec.name, pid)
+            _raise_if_failed(spec, state, since)
+            problem = supervise.problem(state, supervisor_alive=True)
+        if problem is None or not supervised:
+            problem = health.check(spec.health)
         if problem is None and time.monotonic() >= settle_until:
             return
         time.sleep(1.0)
     raise StackError(_failure(spec, f"{spec.name} not healthy after {spec.start_timeout_s:.0f} s "
                                     f"({problem})"))
+
+
+def _raise_if_failed(spec: LaunchSpec, state: dict | None, since: float) -> None:
+    ended = supervise.failed_since(state, since)
+    if ended is None:
+        return
+    raise StackError(
+        f"{spec.name} failed during start-up ({supervise.describe_exit(ended)}), so the stack is not "
+        f"up.\n  last error: {ended.get('error') or '(no output)'}\n"
+        f"  log: {spec.log}; its last lines:\n{process.log_tail(spec)}\n"
+        f"Fix the cause above, then run again: bin/stockafolio run")
+
+
+def _check_still_up(cfg: StackConfig, watched: list[LaunchSpec], since: dict[str, float]) -> None:
+    """After the last start: no supervised process failed while the ones after it were starting."""
+    for spec in watched:
+        pid = process.running_pid(cfg.run_dir, spec.name)
+        state = process.supervisor_state(cfg.run_dir, spec.name, pid)
+        if pid is None:
+            raise StackError(_failure(spec, f"{spec.name} exited during start-up"))
+        _raise_if_failed(spec, state, since[spec.name])
 
 
 def _failure(spec: LaunchSpec, what: str) -> str:
@@ -151,9 +193,20 @@ def status(cfg: StackConfig, with_pipeline: bool = True) -> list[Status]:
     for spec in specs(cfg) + (pipeline.written_specs(cfg) if with_pipeline else []):
         pid = process.running_pid(cfg.run_dir, spec.name)
         problem = "not running" if pid is None else health.check(spec.health)
+        state = _supervisor(cfg, spec, pid)
+        if state is not None:
+            problem = supervise.problem(state, supervisor_alive=pid is not None) or problem
         rows.append(Status(spec.name, spec.ports, pid, problem,
-                           process.rss_mib(pid) if pid else 0.0))
+                           process.rss_mib(pid) if pid else 0.0, state))
     return rows
+
+
+def _supervisor(cfg: StackConfig, spec: LaunchSpec, pid: int | None) -> dict | None:
+    """The supervisor state of a process: of the running supervisor, or, when none runs, what the
+    last one left (why it ended). None for a process that runs unsupervised."""
+    if pid is not None:
+        return process.supervisor_state(cfg.run_dir, spec.name, pid)
+    return supervise.read_state(cfg.run_dir, spec.name) if spec.restart is not None else None
 
 
 def all_healthy(cfg: StackConfig) -> bool:
