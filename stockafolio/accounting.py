@@ -198,11 +198,33 @@ def _run_starts(values: np.ndarray) -> np.ndarray:
 
 
 def _with_prior(batch: pd.DataFrame, holdings: pd.DataFrame) -> pd.DataFrame:
-    prior = holdings[HOLDING_COLUMNS].rename(columns={c: f"prior_{c}" for c in HOLDING_COLUMNS[2:]})
+    """The batch with each trade's prior position. The prior integers go through the merge as nullable
+    Int64: a left merge would turn int64 columns with a missing row into float64, and trade ids (from
+    ~2**59) are not exact in a double, so a guard would move by up to a few hundred ids."""
+    prior = holdings[HOLDING_COLUMNS].astype({c: "Int64" for c in HOLDING_COLUMNS[2:6]})
+    prior = prior.rename(columns={c: f"prior_{c}" for c in HOLDING_COLUMNS[2:]})
     merged = batch.merge(prior, on=KEY, how="left", sort=False)
     for column in HOLDING_COLUMNS[2:6]:
-        merged[f"prior_{column}"] = pd.to_numeric(merged[f"prior_{column}"]).fillna(0).astype(np.int64)
+        merged[f"prior_{column}"] = merged[f"prior_{column}"].fillna(0).to_numpy(dtype=np.int64)
     return merged
+
+
+def lookup(keys: np.ndarray, values: np.ndarray, wanted: np.ndarray, default: int = 0) -> np.ndarray:
+    """`values[i]` for each of `wanted` equal to `keys[i]` (unique keys), `default` where absent, as
+    exact int64: no float64 detour, which a reindex with missing keys takes (trade ids pass 2**53)."""
+    position = pd.Index(np.asarray(keys)).get_indexer(np.asarray(wanted))
+    found = np.full(len(position), default, dtype=np.int64)
+    hit = position >= 0
+    found[hit] = np.asarray(values, dtype=np.int64)[position[hit]]
+    return found
+
+
+def exact_ints(column: pd.Series, missing: int = 0) -> np.ndarray:
+    """An integer column that may hold nulls (object, Int64 or int64) as int64, nulls as `missing`.
+    A float64 column is refused: its large values were rounded before they got here."""
+    if column.dtype == np.float64 and len(column) and column.abs().max() >= 2**53:
+        raise AccountingError(f"{column.name}: integers above 2**53 arrived as float64 (rounded)")
+    return pd.array(column, dtype="Int64").fillna(missing).to_numpy(dtype=np.int64)
 
 
 def _positions(applied: pd.DataFrame, batch: pd.DataFrame) -> pd.DataFrame:
@@ -311,14 +333,14 @@ def _cash(batch: pd.DataFrame, cash: pd.DataFrame, opening_cash_cents: Opening) 
     """Absolute cash of every user with a trade above their cash guard: prior (or opening) minus what
     was bought plus what was sold, an order-free integer sum. The per-user guard keeps cash right even
     when an earlier attempt wrote the user's cash but not all of their holdings rows."""
-    prior = cash.set_index("user_id").reindex(batch["user_id"].unique())
-    guard = pd.to_numeric(prior["cash_last_trade_id"]).fillna(0).astype(np.int64)
-    fresh = batch.loc[batch["trade_id"].to_numpy() > guard.reindex(batch["user_id"]).to_numpy()]
+    known = cash["user_id"].to_numpy(dtype=np.int64)
+    guard = lookup(known, exact_ints(cash["cash_last_trade_id"]), batch["user_id"].to_numpy())
+    fresh = batch.loc[batch["trade_id"].to_numpy() > guard]
     by_user = (-(fresh["delta"] * fresh["price_cents"])).groupby(fresh["user_id"])
-    users = by_user.sum().index
-    opening = pd.Series(opening_cash(users, opening_cash_cents), index=users)
-    start = pd.to_numeric(prior["cash_cents"]).reindex(users).fillna(opening)
-    start = start.astype(np.int64)
-    return pd.DataFrame({"cash_cents": start + by_user.sum().astype(np.int64),
-                         "cash_last_trade_id": fresh.groupby("user_id")["trade_id"].max()}
-                        ).rename_axis("user_id").reset_index()
+    users = by_user.sum().index.to_numpy(dtype=np.int64)
+    has_cash = cash["cash_cents"].notna().to_numpy()
+    stored = lookup(known[has_cash], exact_ints(cash["cash_cents"][has_cash]), users, default=-1)
+    present = pd.Index(known[has_cash]).get_indexer(users) >= 0
+    start = np.where(present, stored, opening_cash(users, opening_cash_cents))
+    return pd.DataFrame({"user_id": users, "cash_cents": start + by_user.sum().to_numpy(dtype=np.int64),
+                         "cash_last_trade_id": fresh.groupby("user_id")["trade_id"].max().to_numpy()})

@@ -29,6 +29,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from stockafolio.accounting import exact_ints, lookup
+
 NEW, REPLAY, DUPLICATE, OUT_OF_ORDER = range(4)
 
 
@@ -41,25 +43,18 @@ def classify(trades: pd.DataFrame, guards: pd.DataFrame) -> np.ndarray:
         return np.zeros(0, dtype=np.int8)
     users = trades["user_id"].to_numpy(dtype=np.int64)
     ids = trades["trade_id"].to_numpy(dtype=np.int64)
-    stored = guards.drop_duplicates("user_id").set_index("user_id").reindex(users)
-    guard = pd.to_numeric(stored["cash_last_trade_id"]).fillna(0).to_numpy(dtype=np.int64)
-    seen = _seen(trades, stored, guard)
+    stored = guards.drop_duplicates("user_id")
+    known = stored["user_id"].to_numpy(dtype=np.int64)
+    guard = lookup(known, exact_ints(stored["cash_last_trade_id"]), users)
+    partition = lookup(known, exact_ints(stored["last_partition"], missing=-1), users, default=-1)
+    offset = lookup(known, exact_ints(stored["last_offset"], missing=-1), users, default=-1)
+    legacy = (pd.Index(known).get_indexer(users) >= 0) & (offset < 0)  # stored before offsets existed
+    read = (partition == trades["partition"].to_numpy()) & (trades["offset"].to_numpy() <= offset)
+    seen = (ids <= guard) & (read | legacy)
     result = np.where(seen, REPLAY, NEW).astype(np.int8)
     order = np.lexsort((trades["offset"].to_numpy(), trades["partition"].to_numpy(), users))
     _order_within_users(order, users, ids, guard, seen, result)
     return result
-
-
-def _seen(trades: pd.DataFrame, stored: pd.DataFrame, guard: np.ndarray) -> np.ndarray:
-    """True where the stream already read this record: at or before the stored offset of the user in
-    the same partition (with the id not above the guard), or, for a user stored without an offset,
-    where the id is not above the guard."""
-    ids = trades["trade_id"].to_numpy(dtype=np.int64)
-    partition = pd.to_numeric(stored["last_partition"]).to_numpy(dtype=np.float64)
-    offset = pd.to_numeric(stored["last_offset"]).to_numpy(dtype=np.float64)
-    legacy = np.isnan(offset)
-    read = ((partition == trades["partition"].to_numpy()) & (trades["offset"].to_numpy() <= offset))
-    return (ids <= guard) & (read | legacy)
 
 
 def _order_within_users(order: np.ndarray, users: np.ndarray, ids: np.ndarray, guard: np.ndarray,

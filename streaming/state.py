@@ -44,7 +44,8 @@ class Prior:
         users = rows.drop_duplicates("user_id")
         cash = users.loc[users["cash_cents"].notna(), accounting.CASH_COLUMNS]
         cash = cash.assign(cash_last_trade_id=pd.to_numeric(cash["cash_last_trade_id"]).fillna(0))
-        days = users[["user_id", "day", "day_open_equity_cents", "equity_cents"]]
+        days = users[["user_id", "day", "day_open_equity_cents", "equity_cents"]].astype(
+            {"day_open_equity_cents": "float64", "equity_cents": "float64"})  # cents: exact below 2**53
         guards = users.reindex(columns=GUARD_COLUMNS)
         return cls(held.reset_index(drop=True), _ints(cash), days.reset_index(drop=True),
                    guards.reset_index(drop=True))

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from cassandra.cluster import ResponseFuture, Session
 from cassandra.query import BatchStatement, BatchType, PreparedStatement
@@ -30,12 +31,20 @@ def table(spark: SparkSession, keyspace: str, name: str) -> DataFrame:
 
 
 def portfolios_of(spark: SparkSession, keyspace: str, users: list[int]) -> pd.DataFrame:
-    """Every `portfolio_by_user` row of `users`, by a direct join on the partition key (one read per
-    user, never a table scan)."""
+    """PRIOR_COLUMNS of every `portfolio_by_user` row of `users`, by a direct join on the partition key
+    (one read per user, never a table scan), in `prior_frame`'s types. Integer columns cross Arrow with
+    nulls as a sentinel: Arrow's pandas conversion turns an int64 column holding a null into float64,
+    where trade ids (from ~2**59) are not exact."""
     keys = spark.createDataFrame(pd.DataFrame({"user_id": users}, dtype="int64"))
     stored = (spark.read.format(CASSANDRA).options(keyspace=keyspace, table="portfolio_by_user")
               .option("directJoinSetting", "on").load())
-    return keys.join(stored, "user_id").toPandas()
+    columns = [F.coalesce(F.col(c).cast("bigint"), F.lit(_NULL)).alias(c) if c in _INTEGERS else F.col(c)
+               for c in PRIOR_COLUMNS]
+    frame = keys.join(stored, "user_id").select(*columns).toPandas()
+    for name in _INTEGERS:
+        values = frame[name].to_numpy(dtype="int64")
+        frame[name] = pd.arrays.IntegerArray(values, values == _NULL)
+    return frame
 
 
 # what state.Prior.from_rows uses of a partition (the statics repeat on every row)
@@ -44,6 +53,7 @@ PRIOR_COLUMNS = ("user_id", "symbol", "quantity", "cost_basis_cents", "realized_
                  "equity_cents", "last_partition", "last_offset")
 _INTEGERS = ("quantity", "cost_basis_cents", "realized_pnl_cents", "last_trade_id", "cash_cents",
              "cash_last_trade_id", "day_open_equity_cents", "equity_cents", "last_partition", "last_offset")
+_NULL = -(1 << 63)  # a null integer while it crosses Arrow (no stored value is int64's minimum)
 USERS_PER_READ = 100  # partition keys per `IN` read: measured fastest of 50/100/200 for 3,000 users
 READS_IN_FLIGHT = 8
 
@@ -72,14 +82,14 @@ class PriorReader:
 
 
 def prior_frame(rows: list[tuple]) -> pd.DataFrame:
-    """PRIOR_COLUMNS rows -> the frame the Spark read gives (Arrow's types: integers as int64, or float64
-    when a column holds a null; timestamps naive UTC datetime64[us]; dates as datetime.date)."""
-    frame = pd.DataFrame.from_records(rows, columns=list(PRIOR_COLUMNS))
+    """PRIOR_COLUMNS rows -> the frame `portfolios_of` gives: integers as nullable Int64 (exact: a float
+    column would round trade ids), timestamps naive UTC datetime64[us], dates as datetime.date."""
+    columns = list(zip(*rows, strict=True)) if rows else [()] * len(PRIOR_COLUMNS)
+    frame = pd.DataFrame({name: pd.Series(list(values), dtype=object)  # no float inference on the way
+                          for name, values in zip(PRIOR_COLUMNS, columns, strict=True)})
     frame["user_id"] = frame["user_id"].astype("int64")
     for name in _INTEGERS:
-        frame[name] = pd.to_numeric(frame[name]) if len(frame) else frame[name].astype("int64")
-    if frame["last_partition"].dtype == "int64":
-        frame["last_partition"] = frame["last_partition"].astype("int32")  # a CQL int, as Spark reads it
+        frame[name] = pd.array(frame[name].tolist(), dtype="Int64")
     frame["last_trade_time"] = pd.to_datetime(frame["last_trade_time"]).astype("datetime64[us]")
     frame["day"] = [d if d is None else _date(d) for d in frame["day"]]
     return frame

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from stockafolio.accounting import (
+    HOLDING_COLUMNS,
     AccountingError,
     apply_batch,
     empty_cash,
@@ -281,3 +282,23 @@ def test_replay_after_a_crash_that_wrote_cash_but_only_some_holdings() -> None:
     assert replay.cash.empty  # every trade is below the users' cash guards
     holdings = pd.concat([written, replay.holdings]).drop_duplicates(["user_id", "symbol"], keep="last")
     assert as_dicts(holdings, whole.cash) == as_dicts(whole.holdings, whole.cash)
+
+
+def test_guards_stay_exact_for_live_trade_ids_when_the_batch_has_a_new_user() -> None:
+    """Live trade ids are ~2**59: a float64 detour (a left merge or a reindex with a missing user)
+    rounded the guards by up to 128 ids, so a user's next trade was skipped for the position and the
+    cash, silently, whenever the same batch held a user without a stored row."""
+    base = 939_916_338_183_665_488
+
+    def live(*rows: tuple[int, int, str]) -> pd.DataFrame:
+        frame = pd.DataFrame(rows, columns=["trade_id", "user_id", "symbol"])
+        return frame.assign(side="buy", quantity=1, price=10.0, event_time=T0)
+
+    first = apply_batch(live((base, 1, "AAPL")), empty_holdings(), empty_cash(), 1_000_000)
+    second = apply_batch(live((base + 5, 1, "AAPL"), (base + 6, 2, "MSFT")),
+                         first.holdings[HOLDING_COLUMNS], first.cash, 1_000_000)
+    held = second.holdings.set_index("user_id")
+    assert held.loc[1, "quantity"] == 2 and held.loc[1, "last_trade_id"] == base + 5
+    cash = second.cash.set_index("user_id")
+    assert cash.loc[1, "cash_cents"] == 1_000_000 - 2 * 1_000
+    assert cash.loc[1, "cash_last_trade_id"] == base + 5 and cash.loc[2, "cash_last_trade_id"] == base + 6

@@ -91,9 +91,10 @@ def test_without_trades_and_equity_only_the_portfolio_is_written(monkeypatch) ->
 
 
 def test_driver_read_rows_take_the_direct_joins_types():
-    """`PriorReader`'s frame as Spark's Arrow conversion gives it (the integration test compares the two
-    on real data): integer columns float64 once a null is in them, dates as datetime.date, times
-    datetime64[us]; no rows (every user new) still gives typed columns `Prior.from_rows` accepts."""
+    """`PriorReader`'s frame as `portfolios_of` gives it (the integration test compares the two on real
+    data): integer columns nullable Int64 and exact (a float column would round trade ids), dates as
+    datetime.date, times datetime64[us]; no rows (every user new) still gives typed columns
+    `Prior.from_rows` accepts."""
     from datetime import UTC, date, datetime
 
     from cassandra.util import Date
@@ -101,18 +102,21 @@ def test_driver_read_rows_take_the_direct_joins_types():
     from streaming.store import PRIOR_COLUMNS, prior_frame
 
     at = datetime(2026, 12, 7, 14, 30, tzinfo=UTC).replace(tzinfo=None)  # the driver's naive UTC
-    holding = (7, "AAPL", 10, 150_000, 0, 41, at, 1_000_000, 41, Date(date(2026, 12, 7)), 1_150_000,
+    big = 939_916_338_183_665_488  # a live trade id: not exact as a float
+    holding = (7, "AAPL", 10, 150_000, 0, big, at, 1_000_000, big, Date(date(2026, 12, 7)), 1_150_000,
                1_160_000, 2, 900)
     statics_only = (8, None, None, None, None, None, None, 500_000, 3, Date(date(2026, 12, 6)), 500_000,
                     500_000, None, None)
     frame = prior_frame([holding, statics_only])
     assert list(frame.columns) == list(PRIOR_COLUMNS)
-    assert frame["user_id"].dtype == "int64" and frame["cash_cents"].dtype == "int64"
-    assert frame["quantity"].dtype == "float64" and frame["quantity"].isna().tolist() == [False, True]
+    assert frame["user_id"].dtype == "int64" and frame["cash_cents"].dtype == "Int64"
+    assert frame["quantity"].dtype == "Int64" and frame["quantity"].isna().tolist() == [False, True]
+    assert frame["last_trade_id"].tolist()[0] == big and frame["cash_last_trade_id"].tolist()[0] == big
     assert str(frame["last_trade_time"].dtype) == "datetime64[us]"
     assert frame["day"].tolist() == [date(2026, 12, 7), date(2026, 12, 6)]
     prior = state.Prior.from_rows(frame)
     assert prior.holdings["user_id"].tolist() == [7] and sorted(prior.cash["user_id"]) == [7, 8]
+    assert prior.holdings["last_trade_id"].tolist() == [big] and prior.cash["cash_last_trade_id"].max() == big
 
     empty = prior_frame([])
     assert empty.empty and empty["user_id"].dtype == "int64"
