@@ -136,10 +136,10 @@ class BatchWriter:
         dead = self._dead_letters(rows[invalid])
         trades = rows.loc[~invalid, [*TRADE_COLUMNS, "kafka_time", "partition", "offset"]]
         trades = trades.reset_index(drop=True)
-        touched = self._apply(trades, batch_id, started, step) if len(trades) else 0
+        touched, refused = self._apply(trades, batch_id, started, step) if len(trades) else (0, 0)
         written = datetime.now(UTC)
         with step("health"):
-            self._health(batch_id, started, len(trades) + dead, dead, touched,
+            self._health(batch_id, started, len(trades) + dead, dead + refused, touched,
                          health.latency_ms(trades["kafka_time"], written))
 
     def _parsed(self, raw: DataFrame) -> pd.DataFrame:
@@ -149,7 +149,8 @@ class BatchWriter:
         fast = parse.canonical_trades(parse.collect_raw(raw), self.symbol_set)
         return fast if fast is not None else collect(parse_trades(raw, self.symbols))
 
-    def _apply(self, trades: pd.DataFrame, batch_id: int, now: datetime, step: _Steps) -> int:
+    def _apply(self, trades: pd.DataFrame, batch_id: int, now: datetime, step: _Steps) -> tuple[int, int]:
+        """Apply the batch's valid trades; (users touched, trades refused as out of order or repeated)."""
         ks = self.settings.keyspace
         users = sorted(int(u) for u in trades["user_id"].unique())
         with step("read"):
@@ -158,7 +159,7 @@ class BatchWriter:
         kept, refused = state.split_by_order(trades, prior)
         self._refused(refused)  # before the state write: a replay after it sees them as read
         if kept.empty:
-            return 0
+            return 0, len(refused)
         with step("compute"):
             rows = state.build(kept, prior, prices, self.model, batch_id, now, self.settings.opening,
                                state.last_read(trades))
@@ -166,7 +167,7 @@ class BatchWriter:
             self._write(store.group_by_user(self.spec, rows.changed, rows.totals, rows.trades, rows.equity))
         with step("events"):
             self._events(rows.totals)
-        return len(users)
+        return len(rows.totals), len(refused)
 
     def _prior_rows(self, users: list[int]) -> pd.DataFrame:
         """The users' partitions: through the driver's session for a small batch (no Spark job: ~0.16 s
