@@ -36,7 +36,7 @@ def main() -> None:
     touched = holdings[holdings["user_id"].isin(result.cash["user_id"])]
 
     def risk() -> None:
-        portfolio_totals(mark_holdings(touched, prices), result.cash, model)
+        portfolio_totals(mark_holdings(touched, prices), result.cash)
 
     for name, run in (("accounting, spread", lambda: apply_batch(trades, holdings, cash)),
                       ("accounting, one hot position", lambda: apply_batch(hot, holdings, cash)),

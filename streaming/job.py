@@ -16,6 +16,7 @@ Kafka outputs (dead letters, events) are at least once: a replay republishes the
 from __future__ import annotations
 
 import argparse
+import atexit
 import functools
 import logging
 import os
@@ -50,6 +51,8 @@ from stockafolio.settings import (
 )
 from streaming import health, market, parse, publish, state, store
 from streaming.parse import SOURCE, parse_trades
+from streaming.prices import PriceFeed
+from streaming.state_cache import StateCache
 
 LOG = logging.getLogger("streaming.job")
 JOB = "portfolio"
@@ -72,7 +75,7 @@ BATCHES_DDL = ("job STRING, batch_id BIGINT, started_at TIMESTAMP, finished_at T
                "processed_rows_per_second DOUBLE, kafka_lag BIGINT, "
                + ", ".join(f"{c} DOUBLE" for c in LATENCY_COLUMNS))
 EVENT_FIELDS = ("user_id", "equity_cents", "cash_cents", "market_value_total_cents", "day_pnl_cents",
-                "unrealized_pnl_total_cents", "realized_pnl_total_cents", "var_99", "beta", "last_batch_id")
+                "unrealized_pnl_total_cents", "realized_pnl_total_cents", "last_batch_id")
 
 
 @dataclass(frozen=True)
@@ -98,6 +101,7 @@ class JobSettings:
     executor_write_users: int = 5_000  # batches touching at least this many users write from executors
     driver_read_users: int = 10_000    # batches touching fewer users read their state through the driver
     write_partitions: int | None = None  # executor tasks of such a write (None: Spark's parallelism)
+    state_cache_users: int = 500_000  # users whose stored rows the driver keeps (streaming/state_cache.py)
 
     @property
     def opening(self) -> accounting.Opening:
@@ -119,6 +123,11 @@ class BatchWriter:
                                     tuple(_columns(EQUITY_DDL)))
         self.portfolio = store.PortfolioWriter(store.session_for(settings.cassandra), self.spec)
         self.prior_reader = store.PriorReader(self.portfolio.session, settings.keyspace)
+        self.cache = StateCache(settings.state_cache_users)
+        self.prices = PriceFeed(settings.kafka_bootstrap, settings.prices_topic, self.portfolio.session,
+                                settings.keyspace, kafka_client_config(settings.kafka_auth)).start()
+        atexit.register(self.prices.stop)  # before the session's own shutdown (atexit runs last-in first)
+        self.batch_done = True  # False while a batch runs: a batch that raised leaves the cache suspect
         self.partitions = settings.write_partitions or spark.sparkContext.defaultParallelism
         self.kafka = health.KafkaEnds(settings.kafka_bootstrap, settings.kafka_auth)
         self.outputs = publish.Outputs(settings.kafka_bootstrap, kafka_client_config(settings.kafka_auth))
@@ -130,6 +139,9 @@ class BatchWriter:
 
     def __call__(self, raw: DataFrame, batch_id: int) -> None:
         started, step = datetime.now(UTC), _Steps(batch_id)
+        if not self.batch_done:  # the previous batch failed (or is being replayed): read afresh
+            self.cache.clear()
+        self.batch_done = False
         with step("collect"):  # one Spark job (the Kafka read included): valid and invalid rows together
             rows = self._parsed(raw)
         invalid = rows["reason"].notna()
@@ -141,6 +153,7 @@ class BatchWriter:
         with step("health"):
             self._health(batch_id, started, len(trades) + dead, dead + refused, touched,
                          health.latency_ms(trades["kafka_time"], written))
+        self.batch_done = True
 
     def _parsed(self, raw: DataFrame) -> pd.DataFrame:
         """The batch's records, parsed: in the driver when every record is a canonical trade (no
@@ -151,31 +164,33 @@ class BatchWriter:
 
     def _apply(self, trades: pd.DataFrame, batch_id: int, now: datetime, step: _Steps) -> tuple[int, int]:
         """Apply the batch's valid trades; (users touched, trades refused as out of order or repeated)."""
-        ks = self.settings.keyspace
         users = sorted(int(u) for u in trades["user_id"].unique())
         with step("read"):
             prior = state.Prior.from_rows(self._prior_rows(users))
-            prices = store.latest_prices(self.portfolio.session, ks)
+            prices = self.prices.latest()
         kept, refused = state.split_by_order(trades, prior)
         self._refused(refused)  # before the state write: a replay after it sees them as read
         if kept.empty:
             return 0, len(refused)
         with step("compute"):
-            rows = state.build(kept, prior, prices, self.model, batch_id, now, self.settings.opening,
+            rows = state.build(kept, prior, prices, batch_id, now, self.settings.opening,
                                state.last_read(trades))
         with step("write"):
             self._write(store.group_by_user(self.spec, rows.changed, rows.totals, rows.trades, rows.equity))
+        self.cache.remember(rows.portfolio)  # acknowledged: what Cassandra now holds for these users
         with step("events"):
             self._events(rows.totals)
         return len(rows.totals), len(refused)
 
     def _prior_rows(self, users: list[int]) -> pd.DataFrame:
-        """The users' partitions: through the driver's session for a small batch (no Spark job: ~0.16 s
-        for 3,000 users against 0.8-3.3 s), through the connector's direct join, spread over the
-        executors, for a large one."""
-        if len(users) < self.settings.driver_read_users:
-            return self.prior_reader.read(users)
-        return store.portfolios_of(self.spark, self.settings.keyspace, users)
+        """The users' partitions: from the state cache for users the job wrote lately, the others read
+        through the driver's session when they are few (no Spark job: ~0.16 s for 3,000 users against
+        0.8-3.3 s), else through the connector's direct join, spread over the executors."""
+        cached, missing = self.cache.split(users)
+        if not missing or len(missing) < self.settings.driver_read_users:
+            return store.prior_frame(cached + (self.prior_reader.read_rows(missing) if missing else []))
+        read = store.portfolios_of(self.spark, self.settings.keyspace, missing)
+        return pd.concat([store.prior_frame(cached), read], ignore_index=True) if cached else read
 
     def _write(self, users: list[store.UserRows]) -> None:
         """From the executors (one slice of the users per task, in parallel, each worker with its own
@@ -230,8 +245,9 @@ class BatchWriter:
             store.forget_batches_after(self.portfolio.session, self.settings.keyspace, JOB, batch_id)
             self.older_runs_forgotten = True
         self.batches.write(pd.DataFrame([row]))
-        LOG.info("batch %d: %d rows (%d dead letters), %d users in %.2f s, lag %s, latency p99 %s ms",
-                 batch_id, rows, dead, touched, seconds, lag, latency[-1])
+        LOG.info("batch %d: %d rows (%d dead letters), %d users in %.2f s, lag %s, latency p99 %s ms, "
+                 "state cache %d users, %d hits / %d misses since start", batch_id, rows, dead, touched,
+                 seconds, lag, latency[-1], len(self.cache.users), self.cache.hits, self.cache.misses)
 
 
     def _lag(self, batch_id: int) -> int | None:
@@ -307,17 +323,15 @@ def start(spark: SparkSession, settings: JobSettings, available_now: bool = Fals
 
 def start_views(spark: SparkSession, settings: JobSettings, available_now: bool = False
                 ) -> list[StreamingQuery]:
-    """Start the market-view queries (Q5-Q7a from the trades, Q4 from the prices), each with its own
-    checkpoint next to the portfolio query's."""
+    """Start the market-view query (Q5-Q7a from the trades) with its own checkpoint next to the
+    portfolio query's. Q4 (the latest prices) is the portfolio writer's `prices.PriceFeed`; an older
+    release's `<checkpoint>-market/prices` is no longer read."""
     _configure(spark)
     views_store = market.ViewStore(store.session_for(settings.cassandra), settings.keyspace)
     base = settings.market_checkpoint or f"{settings.checkpoint}-market"
-    trigger = _trigger(settings, available_now)
     views_trigger = _trigger(settings, available_now, settings.views_trigger_seconds)
     trades = market.kafka_stream(spark, settings.kafka_bootstrap, settings.trades_topic,
                                  4 * settings.max_offsets_per_trigger, settings.kafka_auth)
-    prices = market.kafka_stream(spark, settings.kafka_bootstrap, settings.prices_topic, 200_000,
-                                 settings.kafka_auth)
     symbols = list(load_factor_model().symbols)
     # the aggregation's state: few partitions (fixed at the checkpoint's first start), this query only
     previous = spark.conf.get("spark.sql.shuffle.partitions")
@@ -327,8 +341,7 @@ def start_views(spark: SparkSession, settings: JobSettings, available_now: bool 
                                       settings.late_minutes, views_trigger, f"market-{settings.keyspace}")
     finally:
         spark.conf.set("spark.sql.shuffle.partitions", previous)
-    return [minutes, market.start_prices(prices, views_store, f"{base}/prices", trigger,
-                                         f"prices-{settings.keyspace}")]
+    return [minutes]
 
 
 def _configure(spark: SparkSession) -> None:
@@ -405,6 +418,7 @@ def _settings(args: argparse.Namespace, endpoints: Endpoints, var: Path) -> JobS
         driver_read_users=args.driver_read_users,
         write_partitions=args.write_partitions,
         max_offsets_per_trigger=args.max_offsets_per_trigger, seed=args.seed, late_minutes=args.late_minutes,
+        state_cache_users=args.state_cache_users,
         opening_cash_cents=None if args.opening_cash is None else round(args.opening_cash * 100))
 
 
@@ -457,6 +471,10 @@ def _parser() -> argparse.ArgumentParser:
                              "views' ones while cores idle; ignored on a cluster)")
     parser.add_argument("--write-partitions", type=_positive, default=None,
                         help="executor tasks of such a write (default: Spark's default parallelism)")
+    parser.add_argument("--state-cache-users", type=_non_negative, default=500_000,
+                        help="users whose stored rows the driver keeps after writing them, so their next "
+                             "batch reads nothing from Cassandra (0: read every touched user; "
+                             "default: %(default)s; a user of five holdings takes ~2 KB)")
     parser.add_argument("--no-views", action="store_true", help="run the portfolio query only")
     parser.add_argument("--available-now", action="store_true", help="process what is there, then stop")
     return parser

@@ -1,4 +1,4 @@
-"""The firm and market views, written by two more streaming queries of the job, exactly once.
+"""The firm and market views, written by one more streaming query of the job, exactly once.
 
 `market` (trades): Spark's checkpointed stateful aggregation per (minute, symbol) and per minute
 firm-wide (with the exact set of active users), event-time watermark `late_minutes`, update mode: every
@@ -8,8 +8,7 @@ A replayed batch re-emits the same totals (the state store reloads the version b
 offsets log holds the same range); Q5/Q6 upserts are idempotent and each Q7a row carries the id of the
 batch it already holds (`applied_batch`), so a replay skips it.
 
-`prices` (price ticks): the newest tick per symbol of each batch, written to Q4 `USING TIMESTAMP` of the
-tick's event time, so an older tick (a replay, a late batch) never overwrites a newer one.
+Q4 (the latest prices) is written by `streaming.prices.PriceFeed`, without a Spark query.
 """
 
 from __future__ import annotations
@@ -24,7 +23,6 @@ from pyspark.sql.streaming import StreamingQuery
 
 from cassandra.cluster import Session
 from cassandra.concurrent import execute_concurrent_with_args
-from stockafolio.records import PRICE_SPARK_DDL
 from stockafolio.settings import KafkaAuth, spark_kafka_options
 from streaming import store, views
 from streaming.parse import parse_trades
@@ -56,25 +54,14 @@ def minute_aggregates(valid: DataFrame, late_minutes: float) -> DataFrame:
                              "active_users")
 
 
-def latest_ticks(raw: DataFrame) -> DataFrame:
-    """Kafka rows of the prices topic -> the newest valid tick per symbol (malformed ones dropped)."""
-    tick = F.from_json(F.col("value").cast("string"), PRICE_SPARK_DDL)
-    ticks = raw.select(tick.alias("t")).select("t.symbol", "t.price", "t.event_time")
-    valid = ticks.where(F.col("symbol").isNotNull() & (F.col("price") > 0) & F.col("event_time").isNotNull())
-    newest = F.max_by(F.struct("price", "event_time"), "event_time")
-    return valid.groupBy("symbol").agg(newest.alias("n")).select("symbol", "n.price", "n.event_time")
-
-
 class ViewStore:
-    """Reads and upserts of Q4-Q7a through the driver (prepared once; a few hundred rows a batch)."""
+    """Reads and upserts of Q5-Q7a through the driver (prepared once; a few hundred rows a batch)."""
 
     def __init__(self, session: Session, keyspace: str) -> None:
         self.session, ks = session, keyspace
         self.q5 = self._insert(f"{ks}.symbol_stats_by_day_symbol", views.Q5_COLUMNS)
         self.q6 = self._insert(f"{ks}.firm_activity_by_day", views.Q6_COLUMNS)
         self.q7a = self._insert(f"{ks}.symbol_totals_by_day", [*views.Q7A_COLUMNS, "applied_batch"])
-        self.q4 = session.prepare(f"INSERT INTO {ks}.latest_price_by_market (market, symbol, price, "  # noqa: S608
-                                  "event_time) VALUES (?, ?, ?, ?) USING TIMESTAMP ?")
         self.read_minutes = session.prepare(
             f"SELECT day, symbol, minute, {', '.join(views.TOTALS)} FROM {ks}.symbol_stats_by_day_symbol "  # noqa: S608
             "WHERE day = ? AND symbol = ? AND minute >= ? AND minute <= ?")
@@ -104,14 +91,6 @@ class ViewStore:
     def write(self, statement, frame: pd.DataFrame, columns: list[str]) -> None:
         values = list(store.values(frame, columns))
         execute_concurrent_with_args(self.session, statement, values, concurrency=CONCURRENCY,
-                                     raise_on_first_error=True)
-
-    def write_prices(self, ticks: pd.DataFrame) -> None:
-        times = pd.to_datetime(ticks["event_time"], utc=True)
-        micros = (times.astype("int64") // 1_000).tolist()  # datetime64[ns] -> microseconds
-        args = [(store.MARKET, s, float(p), t.to_pydatetime(), m)
-                for s, p, t, m in zip(ticks["symbol"], ticks["price"], times, micros, strict=True)]
-        execute_concurrent_with_args(self.session, self.q4, args, concurrency=CONCURRENCY,
                                      raise_on_first_error=True)
 
 
@@ -151,19 +130,6 @@ class MarketWriter:
                          [*views.Q7A_COLUMNS, "applied_batch"])
 
 
-class PriceWriter:
-    """`foreachBatch` of the prices query: the newest tick per symbol into Q4."""
-
-    def __init__(self, views_store: ViewStore) -> None:
-        self.store = views_store
-
-    def __call__(self, raw: DataFrame, batch_id: int) -> None:
-        ticks = latest_ticks(raw).toPandas()
-        if len(ticks):
-            self.store.write_prices(ticks)
-        LOG.info("prices batch %d: %d symbols", batch_id, len(ticks))
-
-
 def query_id(spark: SparkSession, name: str) -> str:
     """The id of the running query `name`: Spark keeps it in the checkpoint, so it is stable across
     restarts and new with a new checkpoint."""
@@ -188,9 +154,3 @@ def start_market(spark: SparkSession, raw: DataFrame, symbols: list[str], views_
     writer = MarketWriter(spark, views_store, name)
     return (aggregates.writeStream.outputMode("update").foreachBatch(writer)
             .option("checkpointLocation", checkpoint).trigger(**trigger).queryName(name).start())
-
-
-def start_prices(raw: DataFrame, views_store: ViewStore, checkpoint: str, trigger: dict,
-                 name: str) -> StreamingQuery:
-    return (raw.writeStream.foreachBatch(PriceWriter(views_store)).option("checkpointLocation", checkpoint)
-            .trigger(**trigger).queryName(name).start())

@@ -1,11 +1,11 @@
-"""Mark touched users' portfolios to the latest prices and compute their factor-model risk, in one
-batch of numpy for all the users of a micro-batch.
+"""Mark touched users' portfolios to the latest prices and total them, in one batch of numpy for all
+the users of a micro-batch.
 
-Money stays integer cents where it is accounting (market value = quantity * price in cents, exact;
-unrealized P&L = market value - cost basis); risk figures are float dollars from
-`stockafolio.reference.model.portfolio_risk` (1-day parametric VaR/ES at 95/99 %, daily volatility,
-beta to the market). A holding whose symbol has no latest price yet is marked at its average cost
-(market value = cost basis, so no unrealized P&L) rather than dropped.
+Money stays integer cents (market value = quantity * price in cents, exact; unrealized P&L = market
+value - cost basis). A holding whose symbol has no latest price yet is marked at its average cost
+(market value = cost basis, so no unrealized P&L) rather than dropped. Factor risk (VaR/ES, beta,
+sector weights) is the web app's (`webapp/valuation.py`, on read, from live prices): the stream
+computed and wrote it for every touched user of every batch (~20 µs a user) and nothing read it.
 """
 
 from __future__ import annotations
@@ -16,9 +16,6 @@ import numpy as np
 import pandas as pd
 
 from stockafolio.accounting import AccountingError
-from stockafolio.reference.model import FactorModel, portfolio_risk, positions_matrix, sector_weights
-
-RISK_FIELDS = ("daily_vol", "beta", "var_95", "var_99", "es_95", "es_99")
 
 
 def mark_holdings(holdings: pd.DataFrame, prices: Mapping[str, float]) -> pd.DataFrame:
@@ -33,24 +30,19 @@ def mark_holdings(holdings: pd.DataFrame, prices: Mapping[str, float]) -> pd.Dat
     return holdings.assign(last_price=price, market_value_cents=value, unrealized_pnl_cents=value - basis)
 
 
-def portfolio_totals(marked: pd.DataFrame, cash: pd.DataFrame, model: FactorModel,
+def portfolio_totals(marked: pd.DataFrame, cash: pd.DataFrame,
                      day_open_equity: Mapping[int, int] | None = None) -> pd.DataFrame:
     """One row per user of `cash` (user_id, cash_cents; every user of `marked` must have one) with
-    the totals, day P&L and risk. `marked` must hold *all* the positions of those users (as returned
+    the money totals and day P&L. `marked` must hold *all* the positions of those users (as returned
     by `mark_holdings`). `day_open_equity` maps a user to their equity at the start of the UTC day in
     cents; a user without one has a day P&L of 0 (their first valuation of the day opens it)."""
     users = cash["user_id"].to_numpy(dtype=np.int64)
     row = _rows_of(users, marked["user_id"].to_numpy(dtype=np.int64))
-    values = _values_matrix(model, marked, row, len(users))
     totals = _money_totals(marked, row, len(users), cash["cash_cents"].to_numpy(dtype=np.int64))
     opening = pd.Series(day_open_equity or {}, dtype="float64").reindex(users).to_numpy()
     totals["day_pnl_cents"] = np.where(np.isnan(opening), 0, totals["equity_cents"] - np.nan_to_num(opening)
                                        ).astype(np.int64)
-    risk = portfolio_risk(model, values)
-    frame = pd.DataFrame({"user_id": users, **totals, **{f: getattr(risk, f) for f in RISK_FIELDS}})
-    frame["largest_position_weight"] = largest_position_weight(values)
-    frame["sector_weights"] = sector_weight_maps(model, values)
-    return frame
+    return pd.DataFrame({"user_id": users, **totals})
 
 
 def _rows_of(users: np.ndarray, holding_users: np.ndarray) -> np.ndarray:
@@ -64,15 +56,6 @@ def _rows_of(users: np.ndarray, holding_users: np.ndarray) -> np.ndarray:
     return row
 
 
-def _values_matrix(model: FactorModel, marked: pd.DataFrame, row: np.ndarray, n_users: int) -> np.ndarray:
-    """(users, names) market values in dollars, the matrix `portfolio_risk` takes."""
-    try:
-        return positions_matrix(model, row, marked["symbol"].tolist(),
-                                marked["market_value_cents"].to_numpy(dtype=np.float64) / 100, n_users)
-    except KeyError as exc:
-        raise AccountingError(f"symbol {exc.args[0]!r} is not in the risk model's universe") from None
-
-
 def _money_totals(marked: pd.DataFrame, row: np.ndarray, n_users: int,
                   cash: np.ndarray) -> dict[str, np.ndarray]:
     def total(column: str) -> np.ndarray:
@@ -84,22 +67,3 @@ def _money_totals(marked: pd.DataFrame, row: np.ndarray, n_users: int,
     return {"cash_cents": cash, "market_value_total_cents": value,
             "unrealized_pnl_total_cents": total("unrealized_pnl_cents"),
             "realized_pnl_total_cents": total("realized_pnl_cents"), "equity_cents": cash + value}
-
-
-def largest_position_weight(values: np.ndarray) -> np.ndarray:
-    """Largest |market value| over gross market value (sum of |values|) per user, 0 when empty."""
-    gross = np.abs(values).sum(axis=1)
-    return np.divide(np.abs(values).max(axis=1, initial=0.0), gross, out=np.zeros(len(values)),
-                     where=gross != 0)
-
-
-def sector_weight_maps(model: FactorModel, values: np.ndarray) -> list[dict[str, float]]:
-    """Per user, sector -> share of net market value, only the sectors held (a CQL map column)."""
-    weights = sector_weights(model, values)
-    if not len(weights):
-        return []
-    users, sectors = np.nonzero(weights)  # row-major: grouped by user
-    cuts = np.searchsorted(users, np.arange(1, len(weights)))
-    names = np.split(np.array(model.sectors, dtype=object)[sectors], cuts)
-    shares = np.split(weights[users, sectors], cuts)
-    return [dict(zip(n.tolist(), w.tolist(), strict=True)) for n, w in zip(names, shares, strict=True)]

@@ -14,14 +14,13 @@ import numpy as np
 import pandas as pd
 
 from stockafolio import accounting
-from stockafolio.reference.model import FactorModel
 from streaming import order, risk
 
 HOLDING_OUT = ["quantity", "cost_basis_cents", "avg_cost", "realized_pnl_cents", "last_price",
                "market_value_cents", "unrealized_pnl_cents", "last_trade_id", "last_trade_time"]
 TOTALS_OUT = ["cash_cents", "cash_last_trade_id", "market_value_total_cents", "unrealized_pnl_total_cents",
               "realized_pnl_total_cents", "equity_cents", "day", "day_open_equity_cents", "day_pnl_cents",
-              *risk.RISK_FIELDS, "sector_weights", "largest_position_weight", "last_batch_id", "updated_at",
+              "last_batch_id", "updated_at",
               "last_partition", "last_offset"]
 GUARD_COLUMNS = ["user_id", "cash_last_trade_id", "last_partition", "last_offset"]
 ORDER_REASONS = {order.DUPLICATE: "duplicate", order.OUT_OF_ORDER: "out_of_order"}
@@ -82,7 +81,7 @@ def _int_or(value: object, default: int) -> int:
     return default if value is None or pd.isna(value) else int(value)
 
 
-def build(trades: pd.DataFrame, prior: Prior, prices: Mapping[str, float], model: FactorModel,
+def build(trades: pd.DataFrame, prior: Prior, prices: Mapping[str, float],
           batch_id: int, now: datetime, opening_cash_cents: accounting.Opening,
           read: pd.DataFrame | None = None) -> BatchRows:
     """Apply the batch (trades `split_by_order` kept; at least one) and value every touched user;
@@ -95,7 +94,7 @@ def build(trades: pd.DataFrame, prior: Prior, prices: Mapping[str, float], model
     holdings["avg_cost"] = accounting.average_cost(holdings["quantity"], holdings["cost_basis_cents"])
     marked = risk.mark_holdings(holdings, prices)
     day = batch_day(trades)
-    totals = risk.portfolio_totals(marked, cash[["user_id", "cash_cents"]], model,
+    totals = risk.portfolio_totals(marked, cash[["user_id", "cash_cents"]],
                                    _day_open(prior.days, cash, day, opening_cash_cents))
     totals = totals.assign(cash_last_trade_id=cash["cash_last_trade_id"].to_numpy(), day=day,
                            last_batch_id=batch_id, updated_at=pd.Timestamp(now))

@@ -23,7 +23,8 @@ from stockafolio.settings import CassandraEndpoint
 CASSANDRA = "org.apache.spark.sql.cassandra"
 MARKET = "us"
 IN_FLIGHT = 64  # batches awaiting an answer at once
-STATEMENTS_PER_REQUEST = 30  # rows per UNLOGGED batch: ~3-4 KiB, under Cassandra's 5 KiB warning
+STATEMENTS_PER_REQUEST = 30  # one user's rows per request at most (a busy user's are split)
+ROWS_PER_REQUEST = 60  # rows of several users packed into one UNLOGGED request: ~15-20 KiB, under 32 KiB
 
 
 def table(spark: SparkSession, keyspace: str, name: str) -> DataFrame:
@@ -71,6 +72,10 @@ class PriorReader:
             f"SELECT {columns} FROM {keyspace}.portfolio_by_user WHERE user_id IN ?")  # noqa: S608
 
     def read(self, users: list[int]) -> pd.DataFrame:
+        return prior_frame(self.read_rows(users))
+
+    def read_rows(self, users: list[int]) -> list[tuple]:
+        """The users' rows as the driver returns them (PRIOR_COLUMNS tuples)."""
         from cassandra.concurrent import execute_concurrent_with_args
 
         chunks = [(users[i:i + USERS_PER_READ],) for i in range(0, len(users), USERS_PER_READ)]
@@ -78,7 +83,7 @@ class PriorReader:
         for result in execute_concurrent_with_args(self.session, self.statement, chunks,
                                                    concurrency=READS_IN_FLIGHT, raise_on_first_error=True):
             rows.extend(tuple(r) for r in result.result_or_exc)
-        return prior_frame(rows)
+        return rows
 
 
 def prior_frame(rows: list[tuple]) -> pd.DataFrame:
@@ -156,13 +161,13 @@ def group_by_user(spec: WriteSpec, changed: pd.DataFrame, totals: pd.DataFrame,
 
 
 class PortfolioWriter:
-    """Absolute upserts of a micro-batch's per-user rows: per touched user one UNLOGGED batch holding
-    its `portfolio_by_user` statics row and changed holding rows (one partition), its trades of the
-    batch (`trades_by_user_day`) and its equity point (`equity_by_user_day`): three partitions of the
-    same user in one request, where a request per row or a Spark job per table cost more
-    (`bench/results/streaming_cassandra_writes.md`, (e) vs (f)). A user with many trades in one
-    micro-batch gets several requests of at most STATEMENTS_PER_REQUEST statements (Cassandra warns
-    above 5 KiB per batch and refuses above 50 KiB). Prepared statements only; at most IN_FLIGHT
+    """Absolute upserts of a micro-batch's per-user rows: a touched user's `portfolio_by_user` statics
+    row and changed holding rows (one partition), its trades of the batch (`trades_by_user_day`) and
+    its equity point (`equity_by_user_day`), whole users packed into UNLOGGED requests of up to
+    ROWS_PER_REQUEST rows (`send`), where a request per user, per row or a Spark job per table cost
+    more (`bench/results/streaming_cassandra_writes.md`). A user with many trades in one micro-batch
+    gets several requests of at most STATEMENTS_PER_REQUEST statements (Cassandra warns above 32 KiB
+    per batch as configured and refuses above 50 KiB). Prepared statements only; at most IN_FLIGHT
     requests outstanding. The job runs it in the driver for small batches and in each executor
     (`write_partition`) for large ones."""
 
@@ -183,27 +188,36 @@ class PortfolioWriter:
         return self.send(group_by_user(self.spec, changed, totals, trades, equity))
 
     def send(self, users: Iterable[UserRows]) -> int:
-        """One or more UNLOGGED batches per user; returns the number of requests. A user whose rows need
-        several requests gets its statics row (the cash, the guards, `last_offset`) only after every
-        other request of the batch was acknowledged: a stored offset then means that everything up to
-        it is written (streaming/order.py)."""
+        """UNLOGGED batches of whole users, up to ROWS_PER_REQUEST rows each (Cassandra's cost is per
+        request far more than per row: `bench/results/streaming_cassandra_writes.md`); returns the
+        number of requests. A user's own partition is never split between two requests unless the user
+        has more than STATEMENTS_PER_REQUEST rows; such a user's statics row (the cash, the guards,
+        `last_offset`) then goes only after every other request of the batch was acknowledged, so a
+        stored offset means that everything up to it is written (streaming/order.py)."""
         requests = 0
         window: list[ResponseFuture] = []
         statics_last: list[tuple[int, tuple]] = []
+        pack: list[tuple[int, tuple]] = []
         for rows in users:
             if len(rows) > STATEMENTS_PER_REQUEST:
                 statics_last.append(rows[0])
-                rows = rows[1:]
-            requests += self._send_chunks(rows, window)
+                requests += self._send_chunks(rows[1:], window)
+                continue
+            if len(pack) + len(rows) > ROWS_PER_REQUEST:
+                requests += self._send_chunks(pack, window, per_request=len(pack))
+                pack = []
+            pack.extend(rows)
+        if pack:
+            requests += self._send_chunks(pack, window, per_request=len(pack))
         _wait(window)
-        requests += self._send_chunks(statics_last, window, per_request=1)
+        requests += self._send_chunks(statics_last, window)
         _wait(window)
         return requests
 
     def _send_chunks(self, rows: list[tuple[int, tuple]], window: list[ResponseFuture],
                      per_request: int = STATEMENTS_PER_REQUEST) -> int:
         requests = 0
-        for first in range(0, len(rows), per_request):
+        for first in range(0, len(rows), max(per_request, 1)):
             batch = BatchStatement(batch_type=BatchType.UNLOGGED)
             for kind, params in rows[first:first + per_request]:
                 batch.add(self.statements[kind], params)

@@ -20,7 +20,6 @@ Q6_COLUMNS = ["day", "minute", "trades", "volume", "notional_cents", "buy_trades
               "active_users"]
 TOTALS = ["trades", "volume", "notional_cents", "buy_volume", "sell_volume"]
 Q7A_COLUMNS = ["day", "symbol", *TOTALS]
-PRICE_COLUMNS = ["symbol", "price", "event_time"]
 
 
 def minute_rows(aggregates: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -63,10 +62,3 @@ def _key_frame(frame: pd.DataFrame, key: list[str]) -> pd.DataFrame:
     if "minute" in key and len(out):
         out["minute"] = pd.to_datetime(out["minute"], utc=True)
     return out.astype({c: np.int64 for c in TOTALS}) if len(out) else out
-
-
-def latest_ticks(ticks: pd.DataFrame) -> pd.DataFrame:
-    """The newest tick (by event time) of each symbol in `ticks` (symbol, price, event_time)."""
-    ordered = ticks.assign(event_time=pd.to_datetime(ticks["event_time"], utc=True)).sort_values(
-        ["symbol", "event_time"], kind="stable")
-    return ordered.drop_duplicates("symbol", keep="last")[PRICE_COLUMNS].reset_index(drop=True)

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from confluent_kafka import Consumer, Producer
 
-from stockafolio.records import Trade, encode
+from stockafolio.records import PriceTick, Trade, encode
 from stockafolio.settings import Endpoints
 from streaming import job
 from tests.integration.conftest import create_topics, drop_topics
@@ -46,7 +46,8 @@ def random_trades(n: int = 240) -> list[Trade]:
 
 @pytest.fixture()
 def topics(endpoints: Endpoints, unique: str):
-    names = {"trades": unique, "dead": f"{unique}_dead", "events": f"{unique}_events"}
+    names = {"trades": unique, "dead": f"{unique}_dead", "events": f"{unique}_events",
+             "prices": f"{unique}_prices"}
     admin = create_topics(endpoints, list(names.values()))
     yield names
     drop_topics(admin, list(names.values()))
@@ -94,10 +95,13 @@ def test_trades_in_exact_holdings_out(spark, endpoints: Endpoints, cassandra_ses
                                       unique: str, tmp_path: Path) -> None:
     trades = random_trades()
     produce(endpoints, topics["trades"], trades)
-    cassandra_session.execute(f"INSERT INTO {keyspace}.latest_price_by_market (market, symbol, price) "  # noqa: S608
-                              "VALUES ('us', 'AAPL', 200.0)")
+    prices = Producer({"bootstrap.servers": endpoints.kafka.bootstrap_servers})
+    tick = PriceTick("AAPL", 200.0, datetime(2026, 11, 20, 14, 29, tzinfo=UTC))
+    prices.produce(topics["prices"], encode(tick), b"AAPL")
+    assert prices.flush(30) == 0  # the job's price feed reads the topic's tail before its first batch
     settings = job.JobSettings(endpoints.kafka.bootstrap_servers, keyspace, str(tmp_path / "first"),
                                cassandra=endpoints.cassandra, trades_topic=topics["trades"],
+                               prices_topic=topics["prices"],
                                dead_letter_topic=topics["dead"],
                                events_topic=topics["events"], max_offsets_per_trigger=60,
                                opening_cash_cents=OPENING_CENTS,

@@ -13,7 +13,7 @@ from confluent_kafka import Producer
 
 from stockafolio.records import PriceTick, Trade, encode
 from stockafolio.settings import Endpoints
-from streaming import job
+from streaming import job, prices
 from tests.integration.conftest import create_topics, drop_topics
 
 REPO = Path(__file__).resolve().parents[2]
@@ -99,6 +99,17 @@ def stored(session, ks: str) -> tuple[dict, dict, dict, dict]:
     return q5, q6, q7, q4
 
 
+def feed_prices(endpoints: Endpoints, session, topic: str, keyspace: str) -> None:
+    """What the job's price feed does while it runs: read the topic's tail, write the newest ticks."""
+    feed = prices.PriceFeed(endpoints.kafka.bootstrap_servers, topic, session, keyspace)
+    try:
+        feed._assign_tail()
+        while feed.poll_once(timeout_s=2.0):
+            pass
+    finally:
+        feed.consumer.close()
+
+
 def run_views(spark, settings: job.JobSettings) -> None:
     for query in job.start_views(spark, settings, available_now=True):
         query.awaitTermination(300)
@@ -114,10 +125,13 @@ def test_trades_and_ticks_in_exact_market_views_out(spark, endpoints: Endpoints,
                                cassandra=endpoints.cassandra, trades_topic=topics["trades"],
                                prices_topic=topics["prices"], max_offsets_per_trigger=10)  # 40 a batch
     run_views(spark, settings)
+    feed_prices(endpoints, cassandra_session, topics["prices"], keyspace)
     q5, q6, q7, q4 = stored(cassandra_session, keyspace)
     want5, want6, want7 = expected(first)
     assert (q5, q6, q7) == (want5, want6, want7)
     assert q4 == {"AAPL": (201.25, T0 + timedelta(seconds=5)), "MSFT": (410.5, T0 + timedelta(seconds=9))}
+    feed_prices(endpoints, cassandra_session, topics["prices"], keyspace)  # the tail again: no change
+    assert stored(cassandra_session, keyspace)[3] == q4
 
     # more trades into the last minute and a new one, from the same checkpoint: minutes grow, day
     # totals add exactly what they gained

@@ -5,19 +5,12 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 import pandas as pd
-import pytest
 
-from stockafolio.reference.model import FactorModel, load_factor_model
 from streaming import state
 from tests.unit.streaming.test_accounting import trades as accounting_trades
 
 NOW = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)
 DAY = date(2026, 11, 20)
-
-
-@pytest.fixture(scope="module")
-def model() -> FactorModel:
-    return load_factor_model()
 
 
 def trades(*rows: tuple) -> pd.DataFrame:
@@ -36,9 +29,9 @@ def empty_prior() -> state.Prior:
                                                        *state.TOTALS_OUT]))
 
 
-def test_first_batch_of_a_new_user(model: FactorModel) -> None:
+def test_first_batch_of_a_new_user() -> None:
     batch = trades((1, 1, "AAPL", "buy", 10, 100.0), (2, 1, "MSFT", "buy", 5, 200.0))
-    rows = state.build(batch, empty_prior(), {"AAPL": 110.0}, model, 3, NOW, opening_cash_cents=1_000_000)
+    rows = state.build(batch, empty_prior(), {"AAPL": 110.0}, 3, NOW, opening_cash_cents=1_000_000)
     portfolio = rows.portfolio.set_index("symbol")
     assert portfolio.loc["AAPL", ["market_value_cents", "unrealized_pnl_cents"]].tolist() == [110_000, 10_000]
     assert portfolio.loc["MSFT", "market_value_cents"] == 100_000  # no price yet: marked at cost
@@ -49,12 +42,12 @@ def test_first_batch_of_a_new_user(model: FactorModel) -> None:
     assert rows.trades["day"].tolist() == [DAY, DAY] and len(rows.equity) == 1
 
 
-def test_next_batch_keeps_untouched_holdings_and_the_day_opening(model: FactorModel) -> None:
+def test_next_batch_keeps_untouched_holdings_and_the_day_opening() -> None:
     first = state.build(trades((1, 1, "AAPL", "buy", 10, 100.0), (2, 1, "MSFT", "buy", 5, 200.0)),
-                        empty_prior(), {}, model, 0, NOW, opening_cash_cents=1_000_000)
+                        empty_prior(), {}, 0, NOW, opening_cash_cents=1_000_000)
     prior = state.Prior.from_rows(stored(first))
     second = state.build(trades((3, 1, "AAPL", "sell", 4, 120.0)), prior, {"AAPL": 120.0, "MSFT": 190.0},
-                         model, 1, NOW, opening_cash_cents=1_000_000)
+                         1, NOW, opening_cash_cents=1_000_000)
     portfolio = second.portfolio.set_index("symbol")
     assert portfolio["quantity"].to_dict() == {"AAPL": 6, "MSFT": 5}
     assert portfolio.loc["AAPL", "realized_pnl_cents"] == 8_000
@@ -68,11 +61,11 @@ def test_next_batch_keeps_untouched_holdings_and_the_day_opening(model: FactorMo
     assert list(second.changed.columns) == ["user_id", "symbol", *state.HOLDING_OUT]
 
 
-def test_replaying_a_batch_on_its_own_result_changes_no_state(model: FactorModel) -> None:
+def test_replaying_a_batch_on_its_own_result_changes_no_state() -> None:
     batch = trades((1, 1, "AAPL", "buy", 10, 100.0), (2, 2, "AAPL", "sell", 3, 90.0))
-    first = state.build(batch, empty_prior(), {"AAPL": 95.0}, model, 0, NOW, opening_cash_cents=0)
-    again = state.build(batch, state.Prior.from_rows(stored(first)), {"AAPL": 95.0}, model, 0, NOW,
+    first = state.build(batch, empty_prior(), {"AAPL": 95.0}, 0, NOW, opening_cash_cents=0)
+    again = state.build(batch, state.Prior.from_rows(stored(first)), {"AAPL": 95.0}, 0, NOW,
                         opening_cash_cents=0)
     columns = ["user_id", "symbol", "quantity", "cost_basis_cents", "realized_pnl_cents", "cash_cents",
-               "equity_cents", "day_pnl_cents", "var_99"]
+               "equity_cents", "day_pnl_cents"]
     pd.testing.assert_frame_equal(again.portfolio[columns], first.portfolio[columns])

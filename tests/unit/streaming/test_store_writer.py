@@ -52,22 +52,34 @@ def frames():
     return changed, totals, trades, equity
 
 
-def test_one_request_per_user_and_bounded_requests_for_a_busy_user(monkeypatch) -> None:
+def test_whole_users_per_request_and_a_busy_users_statics_last(monkeypatch) -> None:
     monkeypatch.setattr(store, "BatchStatement", RecordingBatch)
     session = FakeSession()
     requests = store.PortfolioWriter(session, SPEC).write(*frames())
 
-    # user 1: one request; user 2: 1 + 1 + 40 + 1 = 43 rows -> 30 + 12 without its statics, which go last
+    # user 2: 1 + 1 + 40 + 1 = 43 rows -> 30 + 12 without its statics, which go last; user 1: one pack
     assert requests == len(session.sent) == 4
-    first = session.sent[0]
-    assert [t for t, _ in first] == ["portfolio_by_user", "portfolio_by_user", "trades_by_user_day",
+    assert [len(r) for r in session.sent] == [store.STATEMENTS_PER_REQUEST, 12, 4, 1]
+    user1 = session.sent[2]
+    assert [t for t, _ in user1] == ["portfolio_by_user", "portfolio_by_user", "trades_by_user_day",
                                      "equity_by_user_day"]
-    assert first[0][1] == (1, 100) and first[1][1] == (1, "AAPL", 5) and first[3][1] == (1, NOW)
-    assert [len(r) for r in session.sent[1:]] == [store.STATEMENTS_PER_REQUEST, 12, 1]
+    assert user1[0][1] == (1, 100) and user1[1][1] == (1, "AAPL", 5) and user1[3][1] == (1, NOW)
     assert session.sent[-1] == [("portfolio_by_user", (2, 200))]  # the statics, after everything else
-    user2 = [row for request in session.sent[1:] for row in request]
+    user2 = [row for request in (*session.sent[:2], session.sent[3]) for row in request]
     assert sorted(v[1] for t, v in user2 if t == "trades_by_user_day") == list(range(1, 41))
     assert all(v[0] == 2 for _, v in user2)
+
+
+def test_many_small_users_share_requests_without_splitting_one(monkeypatch) -> None:
+    monkeypatch.setattr(store, "BatchStatement", RecordingBatch)
+    session = FakeSession()
+    users = [[(store.STATICS, (u, 100)), (store.HOLDING, (u, "AAPL", 1)), (store.TRADE, (u, 7)),
+              (store.EQUITY, (u, NOW))] for u in range(1, 21)]  # 20 users x 4 rows
+    assert store.PortfolioWriter(session, SPEC).send(users) == 2
+    assert [len(r) for r in session.sent] == [store.ROWS_PER_REQUEST, 80 - store.ROWS_PER_REQUEST]
+    for request in session.sent:  # every user whole in one request
+        owners = [v[0] for _, v in request]
+        assert all(owners.count(u) == 4 for u in set(owners))
 
 
 def test_grouped_rows_pickle_and_send_the_same(monkeypatch) -> None:

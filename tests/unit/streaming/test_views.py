@@ -72,10 +72,3 @@ def test_day_totals_read_back_from_cassandra_types() -> None:
     new_minutes = pd.DataFrame([q5(M1, "AAPL", 4, 35, 350_000, 15)])
     out = views.day_totals(stored_days, stored_minutes, new_minutes)
     assert out[views.TOTALS].values.tolist() == [[4, 35, 350_000, 15, 20]]
-
-
-def test_latest_tick_per_symbol_by_event_time_not_arrival() -> None:
-    ticks = pd.DataFrame({"symbol": ["AAPL", "AAPL", "MSFT"], "price": [2.0, 1.0, 3.0],
-                          "event_time": [M2, M1, M1]})
-    out = views.latest_ticks(ticks).set_index("symbol")["price"].to_dict()
-    assert out == {"AAPL": 2.0, "MSFT": 3.0}
