@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import orjson
 import pandas as pd
 import pytest
 
 from stockafolio.records import Trade, encode
 from streaming.parse import RAW_COLUMNS, canonical_trades
+from tests import poison
 
 SYMBOLS = frozenset({"AAPL", "MSFT"})
 T0 = datetime(2026, 12, 7, 14, 30, 0, 125_000, tzinfo=UTC)
@@ -26,13 +26,8 @@ def records(values: list) -> pd.DataFrame:
 
 
 def variant(**changes) -> bytes:
-    obj = orjson.loads(encode(GOOD))
-    for key, value in changes.items():
-        if value is KeyError:
-            del obj[key]
-        else:
-            obj[key] = value
-    return orjson.dumps(obj)
+    """GOOD with fields replaced (`KeyError` removes one)."""
+    return poison.variant(encode(GOOD), **changes)
 
 
 def test_canonical_batch_is_parsed_with_every_reason_null():
