@@ -54,7 +54,7 @@ def create_app(settings: WebSettings | None = None, store: Store | None = None,
 
 
 def _register_pages(app: Flask) -> None:
-    """Helper C's pages blueprint (/me, /firm and the static assets), when it is installed."""
+    """The pages blueprint (/me, /firm and the static assets), when the module imports."""
     try:
         from webapp import pages
     except ImportError as exc:

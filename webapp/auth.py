@@ -155,5 +155,5 @@ def healthz():
 def _login_page(error: str | None, target: str | None, status: int = 200):
     try:
         return render_template("login.html", error=error, next=target), status
-    except TemplateNotFound:  # helper C's templates are not installed
+    except TemplateNotFound:  # the pages' templates are not installed
         return render_template_string(_FALLBACK_LOGIN, error=error, next=target), status

@@ -25,7 +25,7 @@ def error_response(status: int, message: str) -> tuple[Response | str, int]:
         return jsonify(error={"status": status, "message": message}), status
     try:
         return render_template("error.html", status=status, message=message), status
-    except TemplateNotFound:  # the pages blueprint (helper C) is not installed
+    except TemplateNotFound:  # the pages blueprint and its templates are not installed
         return f"<!doctype html><title>{status}</title><h1>{status}</h1><p>{escape(message)}</p>", status
 
 

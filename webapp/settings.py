@@ -34,7 +34,7 @@ class WebSettings:
     secret_key: str = field(default_factory=lambda: secrets.token_hex(32), repr=False)
     # Origins a Socket.IO connection may come from (the dashboard's own origin).
     allowed_origins: tuple[str, ...] = ("http://127.0.0.1:8000", "http://localhost:8000")
-    vendor_dir: Path | None = None        # helper C's npm assets (socket.io client, charts), served read-only
+    vendor_dir: Path | None = None        # npm assets (socket.io client, charts), served read-only
     secure_cookies: bool = False          # True behind HTTPS (the ALB on the cluster)
     rate_limits: RateLimits = field(default_factory=RateLimits)
     max_content_length: int = 64 * 1024   # bytes; larger bodies get 413

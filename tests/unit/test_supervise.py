@@ -191,7 +191,7 @@ Traceback (most recent call last):
     connect()
 stockafolio.errors.ServiceUnavailable: Kafka is not reachable: 127.0.0.1:9092
 INFO shutdown hook called
-INFO deleting /tmp/spark-1
+INFO deleting spark-1
 
 === supervisor 2026-01-01T00:00:01+0000: toy ended after 1.0 s: exit code 1
 """
@@ -201,11 +201,11 @@ INFO deleting /tmp/spark-1
 # writer's traceback (py4j), the interpreter then aborts and the orphaned JVM adds its own exceptions.
 SPARK = """\
 Traceback (most recent call last):
-  File "/work/main/streaming/job.py", line 366, in main
+  File "streaming/job.py", line 366, in main
     spark.streams.awaitAnyTermination()
 pyspark.errors.exceptions.captured.StreamingQueryException: [STREAM_FAILED] Query terminated with \
 exception: An exception was raised by the Python Proxy. Return Message: Traceback (most recent call last):
-  File "/work/main/streaming/market.py", line 114, in write_prices
+  File "streaming/market.py", line 114, in write_prices
     execute_concurrent_with_args(self.session, self.q4, args)
 cassandra.cluster.NoHostAvailable: ('Unable to complete the operation against any hosts', {})
 
