@@ -52,7 +52,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from stockafolio import s3 as s3lib
 from stockafolio.errors import ServiceUnavailable
 from stockafolio.records import (
-    CENT_TOLERANCE,
+    CANONICAL_TIME,
     MAX_PRICE,
     MAX_QUANTITY,
     POSITIVE_FIELDS,
@@ -62,6 +62,7 @@ from stockafolio.records import (
     invalid_trade_reason,
     parse_time,
     reason_code,
+    whole_cents,
 )
 from stockafolio.reference import load_universe
 from stockafolio.settings import S3Endpoint
@@ -225,7 +226,7 @@ _FAST_SCHEMA = pa.schema([pa.field("event_time", pa.string(), nullable=False) if
 _PARSE = pj.ParseOptions(explicit_schema=_FAST_SCHEMA, unexpected_field_behavior="error",
                          newlines_in_values=False)
 # The form records.format_time writes (a subset of what the contract accepts: others go record by record).
-_CANONICAL_TIME = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z$"
+_CANONICAL_TIME = f"^{CANONICAL_TIME}$"
 _YEAR_1_MS = -62_135_596_800_000  # 0001-01-01T00:00:00Z: Arrow reads year 0000, Python's datetime does not
 _TIME = pa.timestamp("ms", tz="UTC")
 
@@ -276,17 +277,9 @@ def _all_valid(table: pa.Table, symbols: AbstractSet[str]) -> bool:
               *(pc.greater(table[name], 0) for name in POSITIVE_FIELDS),
               pc.less_equal(table["quantity"], MAX_QUANTITY),
               pc.is_finite(price), pc.less_equal(price, MAX_PRICE),
-              pa.array(_whole_cents(price.to_numpy())),
+              pa.array(whole_cents(price.to_numpy())),
               pc.match_substring_regex(table["event_time"], _CANONICAL_TIME)]
     return _all_true(checks)
-
-
-def _whole_cents(price: np.ndarray) -> np.ndarray:
-    """records' cent test, vectorised: |100 p - round(100 p)| <= CENT_TOLERANCE and at least one cent
-    (both round half to even)."""
-    cents = price * 100
-    with np.errstate(invalid="ignore"):
-        return (np.abs(cents - np.rint(cents)) <= CENT_TOLERANCE) & (np.rint(cents) >= 1)
 
 
 def _all_true(checks: list) -> bool:

@@ -28,6 +28,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any, Literal, get_args, get_origin
 
+import numpy as np
 import orjson
 import pyarrow as pa
 
@@ -332,6 +333,16 @@ def _time_problem(name: str, value: Any) -> str | None:
 # of 1-6 digits, then 'Z' or an offset (the generator writes '2026-11-20T14:30:00.123Z').
 TIME_PATTERN = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})")
 DETAIL_CHARS = 120
+# The form `format_time` writes (what the generator sends): the fast paths accept only this one.
+CANONICAL_TIME = r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z"
+
+
+def whole_cents(prices: np.ndarray) -> np.ndarray:
+    """The contract's cent rule on an array of prices (finite or not): True where a price is whole
+    cents within CENT_TOLERANCE and at least one cent."""
+    cents = np.asarray(prices, dtype=np.float64) * 100
+    with np.errstate(invalid="ignore"):
+        return (np.abs(cents - np.rint(cents)) <= CENT_TOLERANCE) & (np.rint(cents) >= 1)
 
 
 def _short(text: str) -> str:

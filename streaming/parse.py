@@ -30,6 +30,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from stockafolio.records import (
+    CANONICAL_TIME,
     CENT_TOLERANCE,
     MAX_PRICE,
     MAX_QUANTITY,
@@ -40,6 +41,7 @@ from stockafolio.records import (
     TRADE_SPARK_DDL,
     Trade,
     field_types,
+    whole_cents,
 )
 
 TRADE_FIELDS = tuple(field_types(Trade))
@@ -105,7 +107,7 @@ def _reason(symbols: Sequence[str]) -> Column:
 # ---------------------------------------------------------------- the driver's fast path
 
 RAW_COLUMNS = ("value", *SOURCE, "kafka_time")
-_CANONICAL_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")  # records.format_time
+_CANONICAL_TIME = re.compile(CANONICAL_TIME)
 _INT64 = (-(1 << 63), (1 << 63) - 1)
 
 
@@ -171,12 +173,12 @@ def _all_canonical(columns: dict[str, list], symbols: frozenset[str]) -> bool:
     if not all(type(v) is str for name in ("symbol", "side", "event_time") for v in columns[name]):
         return False
     prices = np.asarray(columns["price"], dtype="float64")
-    cents = prices * 100
+    ids, users, quantity = (np.asarray(columns[name], dtype=np.int64)
+                            for name in ("trade_id", "user_id", "quantity"))
     return (set(columns["schema_version"]) == {TRADE_SCHEMA_VERSION}
             and set(columns["symbol"]) <= symbols and set(columns["side"]) <= set(SIDES)
             and bool(np.isfinite(prices).all() and (prices > 0).all() and (prices <= MAX_PRICE).all())
-            and bool((np.abs(cents - np.round(cents)) <= CENT_TOLERANCE).all())
-            and bool((np.round(cents) >= 1).all())
-            and all(v > 0 for name in ("trade_id", "user_id", "quantity") for v in columns[name])
-            and all(v <= MAX_QUANTITY for v in columns["quantity"])
+            and bool(whole_cents(prices).all())
+            and bool((ids > 0).all() and (users > 0).all() and (quantity > 0).all())
+            and bool((quantity <= MAX_QUANTITY).all())
             and all(_CANONICAL_TIME.fullmatch(v) for v in columns["event_time"]))

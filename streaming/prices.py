@@ -25,7 +25,7 @@ from cassandra.query import BatchStatement, BatchType
 from stockafolio.records import InvalidRecord, decode_price
 
 LOG = logging.getLogger("streaming.prices")
-MARKET = "us"
+MARKET = "us"  # the one market of Q4 (latest_price_by_market)
 POLL_SECONDS = 1.0
 GROUP = "spark-kafka-source-prices"  # assigned, never joined nor committed; under the job's group grant
 ROWS_PER_WRITE = 250  # ~15 KiB a request, under the 32 KiB batch warning

@@ -21,7 +21,6 @@ from stockafolio import cql
 from stockafolio.settings import CassandraEndpoint
 
 CASSANDRA = "org.apache.spark.sql.cassandra"
-MARKET = "us"
 IN_FLIGHT = 64  # batches awaiting an answer at once
 STATEMENTS_PER_REQUEST = 30  # one user's rows per request at most (a busy user's are split)
 ROWS_PER_REQUEST = 60  # rows of several users packed into one UNLOGGED request: ~15-20 KiB, under 32 KiB
@@ -103,14 +102,6 @@ def prior_frame(rows: list[tuple]) -> pd.DataFrame:
 def _date(value):
     """The driver's `cassandra.util.Date` -> datetime.date (what Spark returns)."""
     return value.date() if hasattr(value, "days_from_epoch") else value
-
-
-def latest_prices(session: Session, keyspace: str) -> dict[str, float]:
-    """Q4, one partition: symbol -> latest price (empty before the first tick; holdings of a symbol
-    without a price are marked at cost)."""
-    rows = session.execute(f"SELECT symbol, price FROM {keyspace}.latest_price_by_market "  # noqa: S608
-                           "WHERE market = %s", (MARKET,))
-    return {r.symbol: r.price for r in rows}
 
 
 @functools.cache
