@@ -48,6 +48,7 @@ from stockafolio.settings import (
     default_keyspace,
     default_var_dir,
     kafka_client_config,
+    spark_kafka_options,
 )
 from streaming import health, market, parse, publish, state, store
 from streaming.parse import SOURCE, parse_trades
@@ -89,14 +90,12 @@ class JobSettings:
     trades_topic: str = topics.TRADES
     dead_letter_topic: str = topics.TRADES_DEAD_LETTER
     events_topic: str = topics.PORTFOLIO_EVENTS
-    trigger_seconds: float = 2.0  # the portfolio and prices queries
-    views_trigger_seconds: float = 10.0  # the market views (per-minute rows): fewer, larger batches
+    trigger_seconds: float = 2.0  # the micro-batch interval
     max_offsets_per_trigger: int = 40_000
     opening_cash_cents: int | None = None  # one amount for every new user; None: the generator's cash
     seed: int = cash.DEFAULT_SEED  # the generator's --seed, from which each user's starting cash derives
     prices_topic: str = topics.PRICES
-    market_checkpoint: str | None = None  # the market views' queries (default: <checkpoint>-market)
-    late_minutes: float = 10.0  # event-time watermark of the market views
+    views: bool = True  # move the market views (Q5-Q7a) with every batch (streaming/market.py)
     kafka_auth: KafkaAuth | None = None  # the cluster's SASL login (None: the local broker, no login)
     executor_write_users: int = 5_000  # batches touching at least this many users write from executors
     driver_read_users: int = 10_000    # batches touching fewer users read their state through the driver
@@ -124,6 +123,8 @@ class BatchWriter:
         self.portfolio = store.PortfolioWriter(store.session_for(settings.cassandra), self.spec)
         self.prior_reader = store.PriorReader(self.portfolio.session, settings.keyspace)
         self.cache = StateCache(settings.state_cache_users)
+        self.views = market.MarketViews(self.portfolio.session, settings.keyspace) if settings.views else None
+        self.query_id: str | None = None  # the running query's id (from its checkpoint), for view guards
         self.prices = PriceFeed(settings.kafka_bootstrap, settings.prices_topic, self.portfolio.session,
                                 settings.keyspace, kafka_client_config(settings.kafka_auth)).start()
         atexit.register(self.prices.stop)  # before the session's own shutdown (atexit runs last-in first)
@@ -141,6 +142,8 @@ class BatchWriter:
         started, step = datetime.now(UTC), _Steps(batch_id)
         if not self.batch_done:  # the previous batch failed (or is being replayed): read afresh
             self.cache.clear()
+            if self.views:
+                self.views.clear()
         self.batch_done = False
         with step("collect"):  # one Spark job (the Kafka read included): valid and invalid rows together
             rows = self._parsed(raw)
@@ -172,6 +175,10 @@ class BatchWriter:
         self._refused(refused)  # before the state write: a replay after it sees them as read
         if kept.empty:
             return 0, len(refused)
+        if self.views:
+            with step("views"):  # before any portfolio row: see streaming/market.py
+                self.views.apply(kept.loc[kept["new"]], market.previous_minutes(prior.holdings),
+                                 f"{self._query_id()}:{batch_id}")
         with step("compute"):
             rows = state.build(kept, prior, prices, batch_id, now, self.settings.opening,
                                state.last_read(trades))
@@ -181,6 +188,17 @@ class BatchWriter:
         with step("events"):
             self._events(rows.totals)
         return len(rows.totals), len(refused)
+
+    def _query_id(self) -> str:
+        """The portfolio query's id: kept in its checkpoint, so stable across restarts, new with a new
+        checkpoint (whose batch ids start again at 0)."""
+        if self.query_id is None:
+            name = query_name(self.settings)
+            ids = [q.id for q in self.spark.streams.active if q.name == name]
+            if len(ids) != 1:
+                raise RuntimeError(f"expected one active streaming query named {name!r}, found {len(ids)}")
+            self.query_id = ids[0]
+        return self.query_id
 
     def _prior_rows(self, users: list[int]) -> pd.DataFrame:
         """The users' partitions: from the state cache for users the job wrote lately, the others read
@@ -310,38 +328,27 @@ class _Steps:
 
 
 def start(spark: SparkSession, settings: JobSettings, available_now: bool = False) -> StreamingQuery:
-    """Start the portfolio query; `available_now` processes what is in the topic and stops (tests,
-    catch-up)."""
+    """Start the portfolio query (with the market views unless `settings.views` is off);
+    `available_now` processes what is in the topic and stops (tests, catch-up)."""
     _configure(spark)
-    raw = market.kafka_stream(spark, settings.kafka_bootstrap, settings.trades_topic,
-                              settings.max_offsets_per_trigger, settings.kafka_auth)
+    raw = kafka_stream(spark, settings.kafka_bootstrap, settings.trades_topic,
+                       settings.max_offsets_per_trigger, settings.kafka_auth)
     writer = raw.writeStream.foreachBatch(BatchWriter(spark, settings, load_factor_model()))
     trigger = _trigger(settings, available_now)
     return (writer.option("checkpointLocation", settings.checkpoint).trigger(**trigger)
-            .queryName(f"{JOB}-{settings.keyspace}").start())
+            .queryName(query_name(settings)).start())
 
 
-def start_views(spark: SparkSession, settings: JobSettings, available_now: bool = False
-                ) -> list[StreamingQuery]:
-    """Start the market-view query (Q5-Q7a from the trades) with its own checkpoint next to the
-    portfolio query's. Q4 (the latest prices) is the portfolio writer's `prices.PriceFeed`; an older
-    release's `<checkpoint>-market/prices` is no longer read."""
-    _configure(spark)
-    views_store = market.ViewStore(store.session_for(settings.cassandra), settings.keyspace)
-    base = settings.market_checkpoint or f"{settings.checkpoint}-market"
-    views_trigger = _trigger(settings, available_now, settings.views_trigger_seconds)
-    trades = market.kafka_stream(spark, settings.kafka_bootstrap, settings.trades_topic,
-                                 4 * settings.max_offsets_per_trigger, settings.kafka_auth)
-    symbols = list(load_factor_model().symbols)
-    # the aggregation's state: few partitions (fixed at the checkpoint's first start), this query only
-    previous = spark.conf.get("spark.sql.shuffle.partitions")
-    spark.conf.set("spark.sql.shuffle.partitions", "2")
-    try:
-        minutes = market.start_market(spark, trades, symbols, views_store, f"{base}/trades",
-                                      settings.late_minutes, views_trigger, f"market-{settings.keyspace}")
-    finally:
-        spark.conf.set("spark.sql.shuffle.partitions", previous)
-    return [minutes]
+def query_name(settings: JobSettings) -> str:
+    return f"{JOB}-{settings.keyspace}"
+
+
+def kafka_stream(spark: SparkSession, bootstrap: str, topic: str, max_offsets: int,
+                 auth: KafkaAuth | None = None) -> DataFrame:
+    return (spark.readStream.format("kafka").option("kafka.bootstrap.servers", bootstrap)
+            .options(**spark_kafka_options(auth))
+            .option("subscribe", topic).option("startingOffsets", "earliest")
+            .option("maxOffsetsPerTrigger", max_offsets).load())
 
 
 def _configure(spark: SparkSession) -> None:
@@ -349,9 +356,10 @@ def _configure(spark: SparkSession) -> None:
     spark.conf.set("spark.sql.execution.arrow.pyspark.fallback.enabled", "false")
 
 
-def _trigger(settings: JobSettings, available_now: bool, seconds: float | None = None) -> dict:
-    every = f"{settings.trigger_seconds if seconds is None else seconds} seconds"
-    return {"availableNow": True} if available_now else {"processingTime": every}
+def _trigger(settings: JobSettings, available_now: bool) -> dict:
+    if available_now:
+        return {"availableNow": True}
+    return {"processingTime": f"{settings.trigger_seconds} seconds"}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -370,24 +378,19 @@ def main(argv: list[str] | None = None) -> None:
              .config(map=endpoints.cassandra.spark_conf())  # the cluster's login, if any
              .config(map=local_read_conf(endpoints.spark.master, args.local_task_slots))
              .getOrCreate())
-    queries = [start(spark, settings, available_now=args.available_now)]
-    if not args.no_views:
-        queries += start_views(spark, settings, available_now=args.available_now)
-    if args.available_now:
-        for query in queries:
-            query.awaitTermination()
-    else:
-        spark.streams.awaitAnyTermination()  # runs until stopped; a failed query ends the job (non-zero)
+    query = start(spark, settings, available_now=args.available_now)
+    query.awaitTermination()  # runs until stopped (or, with --available-now, caught up)
 
 
 def master(configured: str, local_slots: int) -> str:
     """The stack's Spark master, with `local_slots` task threads when it is a local one (local[N]).
 
-    The job runs three streaming queries in one Spark application. With as many task threads as
-    cores (the stack's local[2]), a portfolio micro-batch's Kafka read queued behind the market
-    views' tasks while ~40 % of the CPU stayed idle; twice as many threads let the OS interleave them.
-    Measured at 500 trades/s, trade to browser (bench/webapp_load.py, 30 trades each, same stack):
-    local[2] p50 6.4 s, p99 8.6 s; local[4] p50 3.2 s, p99 5.7 s. A cluster master is kept as it is."""
+    Measured when the job still ran three streaming queries in one Spark application: with as many
+    task threads as cores (the stack's local[2]), a portfolio micro-batch's Kafka read queued behind
+    the market views' tasks while ~40 % of the CPU stayed idle; twice as many threads let the OS
+    interleave them. At 500 trades/s, trade to browser (bench/webapp_load.py, 30 trades each, same
+    stack): local[2] p50 6.4 s, p99 8.6 s; local[4] p50 3.2 s, p99 5.7 s. A cluster master is kept
+    as it is."""
     if local_slots and re.fullmatch(r"local(\[(\d+|\*)\])?", configured):
         return f"local[{local_slots}]"
     return configured
@@ -414,10 +417,10 @@ def _settings(args: argparse.Namespace, endpoints: Endpoints, var: Path) -> JobS
         checkpoint=args.checkpoint or str(var / "data" / "streaming" / "checkpoint"),
         trades_topic=args.trades_topic, prices_topic=args.prices_topic, events_topic=args.events_topic,
         dead_letter_topic=args.dead_letter_topic, trigger_seconds=args.trigger_seconds,
-        views_trigger_seconds=args.views_trigger_seconds, executor_write_users=args.executor_write_users,
+        views=not args.no_views, executor_write_users=args.executor_write_users,
         driver_read_users=args.driver_read_users,
         write_partitions=args.write_partitions,
-        max_offsets_per_trigger=args.max_offsets_per_trigger, seed=args.seed, late_minutes=args.late_minutes,
+        max_offsets_per_trigger=args.max_offsets_per_trigger, seed=args.seed,
         state_cache_users=args.state_cache_users,
         opening_cash_cents=None if args.opening_cash is None else round(args.opening_cash * 100))
 
@@ -433,7 +436,7 @@ def _parser() -> argparse.ArgumentParser:
                "STOCKAFOLIO_KEYSPACE.")
     parser.add_argument("--keyspace", help="Cassandra keyspace (default: the stack's keyspace)")
     parser.add_argument("--checkpoint", help="checkpoint folder of the portfolio query (default: "
-                        "<var>/data/streaming/checkpoint); the view queries use <checkpoint>-market/")
+                        "<var>/data/streaming/checkpoint)")
     parser.add_argument("--trades-topic", default=topics.TRADES, help="(default: %(default)s)")
     parser.add_argument("--prices-topic", default=topics.PRICES, help="(default: %(default)s)")
     parser.add_argument("--events-topic", default=topics.PORTFOLIO_EVENTS,
@@ -446,17 +449,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--opening-cash", type=float, default=None,
                         help="instead of --seed: the same opening cash for every new user, in dollars")
     parser.add_argument("--trigger-seconds", type=float, default=2.0,
-                        help="micro-batch interval of the portfolio and prices queries "
-                             "(default: %(default)s)")
-    parser.add_argument("--views-trigger-seconds", type=float, default=10.0,
-                        help="micro-batch interval of the per-minute market views: each batch has a fixed "
-                             "cost, and the firm dashboard's minutes need no 2 s freshness "
-                             "(default: %(default)s)")
+                        help="micro-batch interval (default: %(default)s)")
     parser.add_argument("--max-offsets-per-trigger", type=_positive, default=40_000,
                         help="trades per portfolio micro-batch at most (default: %(default)s)")
-    parser.add_argument("--late-minutes", type=float, default=10.0,
-                        help="event-time watermark of the market views: later trades are left out of "
-                             "Q5-Q7a (default: %(default)s)")
     parser.add_argument("--executor-write-users", type=_positive, default=5_000,
                         help="a batch touching at least this many users is written from the executors, "
                              "in parallel; smaller ones from the driver (default: %(default)s)")
@@ -475,7 +470,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="users whose stored rows the driver keeps after writing them, so their next "
                              "batch reads nothing from Cassandra (0: read every touched user; "
                              "default: %(default)s; a user of five holdings takes ~2 KB)")
-    parser.add_argument("--no-views", action="store_true", help="run the portfolio query only")
+    parser.add_argument("--no-views", action="store_true",
+                        help="leave the market views (Q5-Q7a) alone: portfolios only")
     parser.add_argument("--available-now", action="store_true", help="process what is there, then stop")
     return parser
 

@@ -1,156 +1,231 @@
-"""The firm and market views, written by one more streaming query of the job, exactly once.
+"""The firm and market views (Q5, Q6, Q7a), moved by the portfolio query's own micro-batches in the
+driver: no Spark query, no Kafka read or state store of their own.
 
-`market` (trades): Spark's checkpointed stateful aggregation per (minute, symbol) and per minute
-firm-wide (with the exact set of active users), event-time watermark `late_minutes`, update mode: every
-micro-batch emits the *absolute* totals of the minutes it touched. `foreachBatch` upserts them as Q5 and
-Q6 rows and moves Q7a (day totals) by the difference between the new minute totals and the stored ones.
-A replayed batch re-emits the same totals (the state store reloads the version before it and the
-offsets log holds the same range); Q5/Q6 upserts are idempotent and each Q7a row carries the id of the
-batch it already holds (`applied_batch`), so a replay skips it.
+Each micro-batch adds its new trades (those the accounting takes as new, `streaming.order`) to the
+rows they touch (`streaming.views`) and upserts those rows before any portfolio row of the batch,
+each tagged with the batch (`applied_batch` = "<query id>:<batch id>"). Exactly once follows from
+the order of the writes:
 
-Q4 (the latest prices) is written by `streaming.prices.PriceFeed`, without a Spark query.
+- the job dies while it writes the views: no portfolio row of the batch is written, so its replay
+  finds the same trades new; rows already tagged with the batch stay, the others move;
+- the job dies after the views: every row the batch touches is tagged, so the replay moves none
+  (and the trades it finds already accounted are not new anyway);
+- a new checkpoint (new query id) re-reads the topic: trades the portfolios hold are replays, not new.
+
+The stored rows a batch starts from come from `ViewCache`: what this process wrote last, read from
+Cassandra only for partitions (and minutes) it has not seen; the job is the views' only writer. The
+cache is emptied with the portfolio state cache whenever a batch fails.
 """
 
 from __future__ import annotations
 
 import logging
-import time
+from collections.abc import Iterable
+from datetime import UTC, date, datetime, timedelta
 
+import numpy as np
 import pandas as pd
-from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
-from pyspark.sql.streaming import StreamingQuery
 
-from cassandra.cluster import Session
+from cassandra.cluster import ResponseFuture, Session
 from cassandra.concurrent import execute_concurrent_with_args
-from stockafolio.settings import KafkaAuth, spark_kafka_options
+from cassandra.query import BatchStatement, BatchType
 from streaming import store, views
-from streaming.parse import parse_trades
 
 LOG = logging.getLogger("streaming.market")
-CONCURRENCY = 64
+READS_IN_FLIGHT = 64
+ROWS_PER_REQUEST = 60  # UNLOGGED requests: Q7a's rows share a partition, Q5's are one per symbol
+IN_FLIGHT = 32
+KEEP_MINUTES = 90  # minutes of Q5/Q6 rows the cache keeps behind the newest one (a later trade reads)
 
 
-def minute_aggregates(valid: DataFrame, late_minutes: float) -> DataFrame:
-    """Valid trades (as `parse_trades` gives them) -> per minute, per symbol and firm-wide (key
-    `views.FIRM`): counts, volumes, notional in cents, last price and (firm rows) distinct users."""
-    buy = F.col("side") == "buy"
-    cents = F.round(F.col("price") * 100).cast("long")
-    keyed = (valid.withWatermark("event_time", f"{round(late_minutes * 60)} seconds")
-             .select("event_time", "trade_id", "user_id", "price", "quantity", buy.alias("buy"),
-                     (F.col("quantity") * cents).alias("notional"),
-                     F.explode(F.array(F.col("symbol"), F.lit(views.FIRM))).alias("key")))
-    firm_user = F.when(F.col("key") == views.FIRM, F.col("user_id"))
-    aggregated = keyed.groupBy(F.window("event_time", "1 minute"), "key").agg(
-        F.count(F.lit(1)).alias("trades"), F.sum("quantity").alias("volume"),
-        F.sum("notional").alias("notional_cents"),
-        F.sum(F.col("buy").cast("long")).alias("buy_trades"),
-        F.sum((~F.col("buy")).cast("long")).alias("sell_trades"),
-        F.sum(F.when(F.col("buy"), F.col("quantity")).otherwise(0)).alias("buy_volume"),
-        F.sum(F.when(F.col("buy"), 0).otherwise(F.col("quantity"))).alias("sell_volume"),
-        F.max_by("price", F.struct("event_time", "trade_id")).alias("last_price"),
-        F.size(F.collect_set(firm_user)).alias("active_users"))
-    return aggregated.select(F.col("window.start").alias("minute"), "key", *views.COUNTS, "last_price",
-                             "active_users")
+class ViewCache:
+    """The stored Q5, Q6 and Q7a rows a batch moves, kept per partition after the first read.
 
-
-class ViewStore:
-    """Reads and upserts of Q5-Q7a through the driver (prepared once; a few hundred rows a batch)."""
+    A partition (Q5: day and symbol; Q6 and Q7a: day) is read once from `since` (a minute) on; every
+    row the job writes afterwards is kept, so later minutes need no read (none can exist that the job
+    did not write). A trade older than `since` reads the minutes in between. Minutes more than
+    KEEP_MINUTES behind the newest leave the cache (their partitions' `since` moves up)."""
 
     def __init__(self, session: Session, keyspace: str) -> None:
         self.session, ks = session, keyspace
-        self.q5 = self._insert(f"{ks}.symbol_stats_by_day_symbol", views.Q5_COLUMNS)
-        self.q6 = self._insert(f"{ks}.firm_activity_by_day", views.Q6_COLUMNS)
-        self.q7a = self._insert(f"{ks}.symbol_totals_by_day", [*views.Q7A_COLUMNS, "applied_batch"])
-        self.read_minutes = session.prepare(
-            f"SELECT day, symbol, minute, {', '.join(views.TOTALS)} FROM {ks}.symbol_stats_by_day_symbol "  # noqa: S608
-            "WHERE day = ? AND symbol = ? AND minute >= ? AND minute <= ?")
-        self.read_days = session.prepare(
-            f"SELECT day, symbol, applied_batch, {', '.join(views.TOTALS)} FROM {ks}.symbol_totals_by_day "  # noqa: S608
-            "WHERE day = ?")
+        q5, q6, q7a = "symbol_stats_by_day_symbol", "firm_activity_by_day", "symbol_totals_by_day"
+        self.read_q5 = session.prepare(
+            f"SELECT {', '.join(views.Q5_COLUMNS)} FROM {ks}.{q5} "  # noqa: S608
+            "WHERE day = ? AND symbol = ? AND minute >= ? AND minute < ?")
+        self.read_q6 = session.prepare(
+            f"SELECT {', '.join(views.Q6_COLUMNS)} FROM {ks}.{q6} "  # noqa: S608
+            "WHERE day = ? AND minute >= ? AND minute < ?")
+        self.read_q7a = session.prepare(
+            f"SELECT {', '.join(views.Q7A_COLUMNS)} FROM {ks}.{q7a} WHERE day = ?")  # noqa: S608
+        self.write_q5 = _insert(session, f"{ks}.{q5}", views.Q5_COLUMNS)
+        self.write_q6 = _insert(session, f"{ks}.{q6}", views.Q6_COLUMNS)
+        self.write_q7a = _insert(session, f"{ks}.{q7a}", views.Q7A_COLUMNS)
+        self.clear()
 
-    def _insert(self, table: str, columns: list[str]):
-        # the keyspace passed check_identifier and the columns are constants; values are always bound
-        return self.session.prepare(f"INSERT INTO {table} ({', '.join(columns)}) "  # noqa: S608
-                                    f"VALUES ({', '.join('?' * len(columns))})")
+    def clear(self) -> None:
+        self.q5: dict[tuple, tuple] = {}   # (day, symbol, minute) -> Q5_COLUMNS values
+        self.q6: dict[tuple, tuple] = {}   # (day, minute) -> Q6_COLUMNS values
+        self.q7a: dict[tuple, tuple] = {}  # (day, symbol) -> Q7A_COLUMNS values
+        self.q5_since: dict[tuple, datetime] = {}  # (day, symbol) -> first minute the cache holds
+        self.q6_since: dict[date, datetime] = {}
+        self.q7a_days: set[date] = set()
+        self.trimmed: datetime | None = None  # the last bound `_forget_old` applied
+        self.reads = 0
 
-    def stored_minutes(self, q5: pd.DataFrame) -> pd.DataFrame:
-        spans = q5.groupby(["day", "symbol"])["minute"].agg(["min", "max"]).reset_index()
-        args = [(r.day, r.symbol, r.min.to_pydatetime(), r.max.to_pydatetime()) for r in spans.itertuples()]
-        return self._rows(self.read_minutes, args)
+    def stored(self, q5: pd.DataFrame, q6: pd.DataFrame, q7a: pd.DataFrame
+               ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+        """The stored rows under the keys of a batch's deltas, reading what the cache lacks."""
+        self._load_q5(q5)
+        self._load_q6(q6)
+        self._load_q7a(q7a)
+        return (_frame(self.q5, views.Q5_COLUMNS, _keys(q5, views.Q5_KEY)),
+                _frame(self.q6, views.Q6_COLUMNS, _keys(q6, views.Q6_KEY)),
+                _frame(self.q7a, views.Q7A_COLUMNS, _keys(q7a, views.Q7A_KEY)))
 
-    def stored_days(self, days: list) -> pd.DataFrame:
-        return self._rows(self.read_days, [(d,) for d in days])
+    def _load_q5(self, delta: pd.DataFrame) -> None:
+        spans = _spans(delta, ["day", "symbol"])
+        args = []
+        for (day, symbol), first in spans.items():
+            since = self.q5_since.get((day, symbol))
+            if since is None or first < since:
+                args.append((day, symbol, first, since or _END))
+                self.q5_since[(day, symbol)] = first
+        for row in self._read(self.read_q5, args):
+            self.q5.setdefault((_day(row[0]), row[1], row[2]), (_day(row[0]), *row[1:]))
 
-    def _rows(self, statement, args: list[tuple]) -> pd.DataFrame:
-        results = execute_concurrent_with_args(self.session, statement, args, concurrency=CONCURRENCY,
+    def _load_q6(self, delta: pd.DataFrame) -> None:
+        args = []
+        for (day,), first in _spans(delta, ["day"]).items():
+            since = self.q6_since.get(day)
+            if since is None or first < since:
+                args.append((day, first, since or _END))
+                self.q6_since[day] = first
+        for row in self._read(self.read_q6, args):
+            self.q6.setdefault((_day(row[0]), row[1]), (_day(row[0]), *row[1:]))
+
+    def _load_q7a(self, delta: pd.DataFrame) -> None:
+        days = sorted(set(delta["day"]) - self.q7a_days) if len(delta) else []
+        self.q7a_days.update(days)
+        for row in self._read(self.read_q7a, [(d,) for d in days]):
+            self.q7a.setdefault((_day(row[0]), row[1]), (_day(row[0]), *row[1:]))
+
+    def _read(self, statement, args: list[tuple]) -> list[tuple]:
+        if not args:
+            return []
+        self.reads += len(args)
+        results = execute_concurrent_with_args(self.session, statement, args, concurrency=READS_IN_FLIGHT,
                                                raise_on_first_error=True)
-        rows = [row._asdict() for ok, result in results for row in result]
-        return pd.DataFrame(rows)
+        return [tuple(row) for ok, result in results for row in result]
 
-    def write(self, statement, frame: pd.DataFrame, columns: list[str]) -> None:
-        values = list(store.values(frame, columns))
-        execute_concurrent_with_args(self.session, statement, values, concurrency=CONCURRENCY,
-                                     raise_on_first_error=True)
+    def write(self, q5: pd.DataFrame, q6: pd.DataFrame, q7a: pd.DataFrame) -> int:
+        """Upsert the moved rows (packed UNLOGGED requests) and keep them; returns the requests."""
+        requests = 0
+        window: list[ResponseFuture] = []
+        for statement, rows, columns, cache, width in (
+                (self.write_q7a, q7a, views.Q7A_COLUMNS, self.q7a, 2),
+                (self.write_q5, q5, views.Q5_COLUMNS, self.q5, 3),
+                (self.write_q6, q6, views.Q6_COLUMNS, self.q6, 2)):
+            values = list(store.values(rows, columns)) if len(rows) else []
+            for first in range(0, len(values), ROWS_PER_REQUEST):
+                batch = BatchStatement(batch_type=BatchType.UNLOGGED)
+                for params in values[first:first + ROWS_PER_REQUEST]:
+                    batch.add(statement, params)
+                window.append(self.session.execute_async(batch))
+                requests += 1
+                if len(window) >= IN_FLIGHT:
+                    _wait(window)
+            _wait(window)  # acknowledged before the cache (and then the portfolios) move on
+            for params in values:
+                cache[params[:width]] = params
+        self._forget_old(q5, q6)
+        return requests
 
-
-class MarketWriter:
-    """`foreachBatch` of the market query: Q5, Q6 as emitted, Q7a by guarded deltas."""
-
-    def __init__(self, spark: SparkSession, views_store: ViewStore, name: str) -> None:
-        self.spark, self.store, self.name = spark, views_store, name
-
-    def __call__(self, aggregates: DataFrame, batch_id: int) -> None:
-        began = time.perf_counter()
-        rows = aggregates.toPandas()
-        if rows.empty:
+    def _forget_old(self, q5: pd.DataFrame, q6: pd.DataFrame) -> None:
+        """Once a minute: drop the rows more than KEEP_MINUTES behind the newest minute written."""
+        newest = max(pd.Timestamp(f["minute"].max()) for f in (q5, q6) if len(f)).to_pydatetime()
+        bound = newest.replace(second=0, microsecond=0) - timedelta(minutes=KEEP_MINUTES)
+        if self.trimmed is not None and bound <= self.trimmed:
             return
-        q5, q6 = views.minute_rows(rows)
-        if len(q5):
-            self._day_totals(q5, f"{query_id(self.spark, self.name)}:{batch_id}")
-            self.store.write(self.store.q5, q5, views.Q5_COLUMNS)
-        self.store.write(self.store.q6, q6, views.Q6_COLUMNS)
-        LOG.info("market batch %d: %d minute rows, %d firm rows in %.2f s", batch_id, len(q5), len(q6),
-                 time.perf_counter() - began)
-
-    def _day_totals(self, q5: pd.DataFrame, guard: str) -> None:
-        """Q7a first, each row tagged with this batch: if the job dies after this, the replay finds the
-        tag and skips the row (the stored minutes still predate the batch, so the delta would double)."""
-        days = self.store.stored_days(sorted(set(q5["day"])))
-        done = set()
-        if len(days):
-            tagged = days.loc[days["applied_batch"] == guard]
-            done = set(zip(tagged["day"].map(str), tagged["symbol"], strict=True))
-            days = days.loc[days["applied_batch"] != guard]
-        todo = q5.loc[[(str(d), s) not in done for d, s in zip(q5["day"], q5["symbol"], strict=True)]]
-        if todo.empty:
-            return
-        totals = views.day_totals(days, self.store.stored_minutes(todo), todo)
-        self.store.write(self.store.q7a, totals.assign(applied_batch=guard),
-                         [*views.Q7A_COLUMNS, "applied_batch"])
+        self.trimmed, day = bound, bound.date()
+        self.q5 = {k: v for k, v in self.q5.items() if k[2] >= bound}
+        self.q6 = {k: v for k, v in self.q6.items() if k[1] >= bound}
+        self.q7a = {k: v for k, v in self.q7a.items() if k[0] >= day}
+        self.q5_since = {k: max(v, bound) for k, v in self.q5_since.items() if k[0] >= day}
+        self.q6_since = {k: max(v, bound) for k, v in self.q6_since.items() if k >= day}
+        self.q7a_days = {d for d in self.q7a_days if d >= day}
 
 
-def query_id(spark: SparkSession, name: str) -> str:
-    """The id of the running query `name`: Spark keeps it in the checkpoint, so it is stable across
-    restarts and new with a new checkpoint."""
-    ids = [q.id for q in spark.streams.active if q.name == name]
-    if len(ids) != 1:
-        raise RuntimeError(f"expected one active streaming query named {name!r}, found {len(ids)}")
-    return ids[0]
+class MarketViews:
+    """Moves Q5, Q6 and Q7a by one micro-batch's new trades (see the module's docstring)."""
+
+    def __init__(self, session: Session, keyspace: str) -> None:
+        self.cache = ViewCache(session, keyspace)
+
+    def apply(self, trades: pd.DataFrame, previous_minute: pd.Series, guard: str) -> tuple[int, int]:
+        """Write the views of `trades` (the batch's new ones); (rows written, requests)."""
+        q5, q6, q7a = views.batch_deltas(trades, previous_minute)
+        if q5.empty:
+            return 0, 0
+        stored5, stored6, stored7 = self.cache.stored(q5, q6, q7a)
+        rows = (views.q5_rows(stored5, q5, guard), views.q6_rows(stored6, q6, guard),
+                views.q7a_rows(stored7, q7a, guard))
+        return sum(len(r) for r in rows), self.cache.write(*rows)
+
+    def clear(self) -> None:
+        self.cache.clear()
 
 
-def kafka_stream(spark: SparkSession, bootstrap: str, topic: str, max_offsets: int,
-                 auth: KafkaAuth | None = None) -> DataFrame:
-    return (spark.readStream.format("kafka").option("kafka.bootstrap.servers", bootstrap)
-            .options(**spark_kafka_options(auth))
-            .option("subscribe", topic).option("startingOffsets", "earliest")
-            .option("maxOffsetsPerTrigger", max_offsets).load())
+_END = datetime(9999, 12, 31, tzinfo=UTC)  # an open end of a minute range (bound only)
 
 
-def start_market(spark: SparkSession, raw: DataFrame, symbols: list[str], views_store: ViewStore,
-                 checkpoint: str, late_minutes: float, trigger: dict, name: str) -> StreamingQuery:
-    valid = parse_trades(raw, symbols).where(F.col("reason").isNull())
-    aggregates = minute_aggregates(valid, late_minutes)
-    writer = MarketWriter(spark, views_store, name)
-    return (aggregates.writeStream.outputMode("update").foreachBatch(writer)
-            .option("checkpointLocation", checkpoint).trigger(**trigger).queryName(name).start())
+def _insert(session: Session, table: str, columns: list[str]):
+    # the keyspace passed check_identifier and the columns are constants; values are always bound
+    return session.prepare(f"INSERT INTO {table} ({', '.join(columns)}) "  # noqa: S608
+                           f"VALUES ({', '.join('?' * len(columns))})")
+
+
+def _spans(delta: pd.DataFrame, partition: list[str]) -> dict[tuple, datetime]:
+    """The earliest minute of each partition of `delta`."""
+    if delta.empty:
+        return {}
+    firsts = delta.groupby(partition)["minute"].min()
+    return {(k if isinstance(k, tuple) else (k,)): pd.Timestamp(v).to_pydatetime() for k, v in firsts.items()}
+
+
+def _keys(frame: pd.DataFrame, key: list[str]) -> list[tuple]:
+    """The frame's keys as the cache holds them: dates, symbols, naive UTC datetimes."""
+    if frame.empty:
+        return []
+    return [tuple(v.to_pydatetime() if isinstance(v, pd.Timestamp) else v for v in row)
+            for row in frame[key].itertuples(index=False, name=None)]
+
+
+def _frame(cache: dict[tuple, tuple], columns: list[str], keys: Iterable[tuple]) -> pd.DataFrame:
+    rows = [cache[k] for k in keys if k in cache]
+    frame = pd.DataFrame(rows, columns=columns)
+    for name in ("minute", "last_trade_time"):
+        if name in frame:
+            frame[name] = pd.to_datetime(frame[name]).astype("datetime64[us]")
+    return frame
+
+
+def _day(value) -> date:
+    """The driver's `cassandra.util.Date` -> datetime.date."""
+    return value.date() if hasattr(value, "days_from_epoch") else value
+
+
+def _wait(window: list[ResponseFuture]) -> None:
+    for future in window:
+        future.result()  # raises on a failed write: the micro-batch fails and is replayed
+    window.clear()
+
+
+def previous_minutes(holdings: pd.DataFrame) -> pd.Series:
+    """Each user's last trade minute from their stored holdings (`state.Prior.holdings`: the holding
+    with the highest `last_trade_id` was moved by the user's last trade), indexed by user id."""
+    held = holdings.dropna(subset=["last_trade_id", "last_trade_time"])
+    if held.empty:
+        return pd.Series(dtype="datetime64[us]")
+    last = held.sort_values("last_trade_id").drop_duplicates("user_id", keep="last")
+    minutes = pd.to_datetime(last["last_trade_time"]).astype("datetime64[us]").dt.floor("min")
+    return pd.Series(minutes.to_numpy(), index=last["user_id"].to_numpy(dtype=np.int64))

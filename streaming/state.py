@@ -63,8 +63,8 @@ class BatchRows:
 
 
 def split_by_order(trades: pd.DataFrame, prior: Prior) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(the trades to account: new ones and replays, the refused ones with a `reason`), see
-    `streaming.order`. `trades` carries `partition` and `offset`."""
+    """(the trades to account: new ones and replays, `new` telling which; the refused ones with a
+    `reason`), see `streaming.order`. `trades` carries `partition` and `offset`."""
     kind = order.classify(trades, prior.guards)
     refused = np.isin(kind, list(ORDER_REASONS))
     rejected = trades.loc[refused].copy()
@@ -74,7 +74,8 @@ def split_by_order(trades: pd.DataFrame, prior: Prior) -> tuple[pd.DataFrame, pd
             f"{ORDER_REASONS[k]}: trade {t} of user {u} is not above {_int_or(guard.get(u), 0)}, the user's "
             "last applied trade id, or an earlier trade of the batch (a user's trade ids must rise)"
             for k, t, u in zip(kind[refused], rejected["trade_id"], rejected["user_id"], strict=True)]
-    return trades.loc[~refused].reset_index(drop=True), rejected.reset_index(drop=True)
+    kept = trades.loc[~refused].assign(new=kind[~refused] == order.NEW)
+    return kept.reset_index(drop=True), rejected.reset_index(drop=True)
 
 
 def _int_or(value: object, default: int) -> int:

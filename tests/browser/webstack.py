@@ -157,8 +157,7 @@ def streaming_job(ks: str, topics: Topics, checkpoint: Path, log: Path) -> Itera
     argv = [sys.executable, "-m", "streaming.job", "--keyspace", ks, "--checkpoint", str(checkpoint),
             "--trades-topic", topics.trades, "--prices-topic", topics.prices,
             "--events-topic", topics.events, "--dead-letter-topic", topics.dead,
-            "--opening-cash", str(OPENING_CASH), "--trigger-seconds", "1", "--views-trigger-seconds", "1",
-            "--late-minutes", "60"]
+            "--opening-cash", str(OPENING_CASH), "--trigger-seconds", "1"]
     with process(argv, log, _env(ks)) as proc:
         yield proc
 

@@ -1,8 +1,10 @@
 """The market views on the real stack: trades and price ticks in, the exact Q4, Q5, Q6 and Q7a rows out
-(computed here independently, one Python step per record), in several micro-batches and twice over."""
+(computed here independently, one Python step per record), moved by the portfolio query's micro-batches,
+in several batches and twice over, and unchanged by a new checkpoint reading the topic again."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -111,9 +113,9 @@ def feed_prices(endpoints: Endpoints, session, topic: str, keyspace: str) -> Non
 
 
 def run_views(spark, settings: job.JobSettings) -> None:
-    for query in job.start_views(spark, settings, available_now=True):
-        query.awaitTermination(300)
-        assert query.exception() is None
+    query = job.start(spark, settings, available_now=True)
+    query.awaitTermination(300)
+    assert query.exception() is None
 
 
 def test_trades_and_ticks_in_exact_market_views_out(spark, endpoints: Endpoints, cassandra_session, topics,
@@ -138,4 +140,8 @@ def test_trades_and_ticks_in_exact_market_views_out(spark, endpoints: Endpoints,
     second = make_trades(5_000, 60, T0 + timedelta(seconds=140))
     produce(endpoints, topics["trades"], second, key=lambda t: str(t.user_id))
     run_views(spark, settings)
+    assert stored(cassandra_session, keyspace)[:3] == expected(first + second)
+
+    # a new checkpoint reads the whole topic again: the portfolios hold every trade, nothing is new
+    run_views(spark, dataclasses.replace(settings, checkpoint=str(tmp_path / "again")))
     assert stored(cassandra_session, keyspace)[:3] == expected(first + second)
