@@ -53,7 +53,7 @@ from stockafolio.settings import (
     kafka_client_config,
     spark_kafka_options,
 )
-from streaming import health, market, parse, publish, source, state, store
+from streaming import health, market, parse, publish, source, state, store, upgrade
 from streaming.parse import SOURCE, parse_trades
 from streaming.prices import PriceFeed
 from streaming.state_cache import StateCache
@@ -73,6 +73,7 @@ TRADES_DDL = ("user_id BIGINT, day DATE, trade_id BIGINT, symbol STRING, side ST
               "price DOUBLE, event_time TIMESTAMP")
 EQUITY_DDL = ("user_id BIGINT, day DATE, minute TIMESTAMP, equity_cents BIGINT, market_value_cents BIGINT, "
               "cash_cents BIGINT, day_pnl_cents BIGINT")
+NO_MINUTES = pd.Series(dtype="datetime64[us]")  # no user's previous trade minute known
 LATENCY_COLUMNS = ("latency_p50_ms", "latency_p95_ms", "latency_p99_ms")
 BATCHES_DDL = ("job STRING, batch_id BIGINT, started_at TIMESTAMP, finished_at TIMESTAMP, input_rows BIGINT, "
                "dead_letters BIGINT, touched_users BIGINT, input_rows_per_second DOUBLE, "
@@ -129,6 +130,7 @@ class BatchWriter:
         self.cache = StateCache(settings.state_cache_users)
         self.views = market.MarketViews(self.portfolio.session, settings.keyspace) if settings.views else None
         self.query_id: str | None = None  # the running query's id (from its checkpoint), for view guards
+        self.retired: upgrade.Retired | None = None  # what an older release's views query counted
         self.prices = PriceFeed(settings.kafka_bootstrap, settings.prices_topic, self.portfolio.session,
                                 settings.keyspace, kafka_client_config(settings.kafka_auth)).start()
         atexit.register(self.prices.stop)  # before the session's own shutdown (atexit runs last-in first)
@@ -193,7 +195,10 @@ class BatchWriter:
             return 0, len(refused)
         if self.views:
             with step("views"):  # before any portfolio row: see streaming/market.py
-                self.views.apply(kept.loc[kept["new"]], market.previous_minutes(prior.holdings),
+                if self.retired is None:
+                    self.retired = self._retire_old_views()
+                new = kept["new"].to_numpy() & self.retired.uncounted(kept)
+                self.views.apply(kept.loc[new], market.previous_minutes(prior.holdings),
                                  f"{self._query_id()}:{batch_id}")
         with step("compute"):
             rows = state.build(kept, prior, prices, batch_id, now, self.settings.opening,
@@ -204,6 +209,19 @@ class BatchWriter:
         with step("events"):
             self._events(rows.totals)
         return len(rows.totals), len(refused)
+
+    def _retire_old_views(self) -> upgrade.Retired:
+        """On an older release's checkpoint: the views caught up with its market query's (once)."""
+        reader = self.reader or source.RangeReader(self.settings.kafka_bootstrap,
+                                                   kafka_client_config(self.settings.kafka_auth))
+        try:
+            return upgrade.retire(self.settings.checkpoint, self.settings.trades_topic,
+                                  upgrade.hadoop_files(self.spark), reader,
+                                  lambda trades, guard: self.views.apply(trades, NO_MINUTES, guard),
+                                  self.symbol_set)
+        finally:
+            if reader is not self.reader:
+                reader.close()
 
     def _query_id(self) -> str:
         """The portfolio query's id: kept in its checkpoint, so stable across restarts, new with a new

@@ -5,6 +5,7 @@ in several batches and twice over, and unchanged by a new checkpoint reading the
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,7 +16,7 @@ from confluent_kafka import Producer
 
 from stockafolio.records import PriceTick, Trade, encode
 from stockafolio.settings import Endpoints
-from streaming import job, prices
+from streaming import job, prices, upgrade
 from tests.integration.conftest import create_topics, drop_topics
 
 REPO = Path(__file__).resolve().parents[2]
@@ -145,3 +146,35 @@ def test_trades_and_ticks_in_exact_market_views_out(spark, endpoints: Endpoints,
     # a new checkpoint reads the whole topic again: the portfolios hold every trade, nothing is new
     run_views(spark, dataclasses.replace(settings, checkpoint=str(tmp_path / "again")))
     assert stored(cassandra_session, keyspace)[:3] == expected(first + second)
+
+
+def test_a_checkpoint_whose_views_ran_as_a_query_of_their_own_is_caught_up(
+        spark, endpoints: Endpoints, cassandra_session, topics, keyspace, tmp_path: Path) -> None:
+    """The previous release's views query stopped behind the portfolio query: the views gain exactly
+    the trades in between, once, then move with the portfolio batches."""
+    checkpoint = tmp_path / "portfolio"
+    settings = job.JobSettings(endpoints.kafka.bootstrap_servers, keyspace, str(checkpoint),
+                               cassandra=endpoints.cassandra, trades_topic=topics["trades"],
+                               prices_topic=topics["prices"], max_offsets_per_trigger=25)
+    first, second, third = (make_trades(n * 1_000, 50, T0 + timedelta(minutes=2 * n)) for n in (1, 2, 3))
+    produce(endpoints, topics["trades"], first, key=lambda t: str(t.user_id))
+    run_views(spark, settings)
+    counted = upgrade.committed_offsets(str(checkpoint), upgrade.local_files())
+    produce(endpoints, topics["trades"], second, key=lambda t: str(t.user_id))
+    run_views(spark, dataclasses.replace(settings, views=False))  # the portfolios run ahead of the views
+    assert stored(cassandra_session, keyspace)[2] == expected(first)[2]
+
+    old = Path(f"{checkpoint}{upgrade.OLD_VIEWS}")  # what the previous release's views query left
+    (old / "offsets").mkdir(parents=True)
+    (old / "commits").mkdir()
+    (old / "metadata").write_text('{"id":"old-views-query"}')
+    sources = {topics["trades"]: {str(p): o for (_, p), o in counted.items()}}
+    (old / "offsets" / "7").write_text('v1\n{"batchWatermarkMs":0}\n' + json.dumps(sources))
+    (old / "commits" / "7").write_text('v1\n{"nextBatchWatermarkMs":0}')
+
+    produce(endpoints, topics["trades"], third, key=lambda t: str(t.user_id))
+    run_views(spark, settings)
+    assert stored(cassandra_session, keyspace)[:3] == expected(first + second + third)
+    assert (old / upgrade.MARKER).exists()
+    run_views(spark, settings)  # started again: the catch-up is not repeated
+    assert stored(cassandra_session, keyspace)[:3] == expected(first + second + third)
