@@ -8,12 +8,14 @@ the job sends, with nothing else running.
 Each micro-batch is the job's own driver path, without Spark and Kafka: trades drawn like the
 generator's (its Zipf-Mandelbrot activity over `--users`, `generator.users.Population`), the touched
 users' prior rows from the job's state cache (`streaming.state_cache`, `--cache-users`) and, for the
-others, `store.PriorReader` (IN reads of 100 users); `state.build`; `store.group_by_user` and
-`store.PortfolioWriter.send` (whole users packed into UNLOGGED requests). `--per-user-requests` sends
-one request per user instead (the job before the packing), `--cache-users 0` reads every touched user
-(the job before the cache). Cassandra's CPU time (from /proc, its process and threads) over the
-measured batches, divided by their trades, is the figure; the client's own CPU is reported apart and
-excluded. The first `--warmup` batches are not measured. A fresh keyspace, dropped at the end.
+others, `store.PriorReader` (IN reads of 100 users); the market views moved by the batch's new
+trades (`streaming.market.MarketViews`, `--no-views` leaves them out); `state.build`;
+`store.group_by_user` and `store.PortfolioWriter.send` (whole users packed into UNLOGGED requests).
+`--per-user-requests` sends one request per user instead (the job before the packing),
+`--cache-users 0` reads every touched user (the job before the cache). Cassandra's CPU time (from
+/proc, its process and threads) over the measured batches, divided by their trades, is the figure;
+the client's own CPU is reported apart and excluded. The first `--warmup` batches are not measured.
+A fresh keyspace, dropped at the end.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from stack.config import StackConfig  # noqa: E402
 from stockafolio import cash, cql, migrations  # noqa: E402
 from stockafolio.reference import load_factor_model  # noqa: E402
 from stockafolio.settings import Endpoints  # noqa: E402
-from streaming import state, store  # noqa: E402
+from streaming import market, state, store  # noqa: E402
 from streaming.job import EQUITY_DDL, TRADES_DDL, _columns  # noqa: E402
 from streaming.state_cache import StateCache  # noqa: E402
 
@@ -89,6 +91,7 @@ def main() -> None:
                            tuple(_columns(TRADES_DDL)), tuple(_columns(EQUITY_DDL)))
     writer = (PerUserWriter if args.per_user_requests else store.PortfolioWriter)(session, spec)
     reader, cache = store.PriorReader(session, ks), StateCache(args.cache_users)
+    views = None if args.no_views else market.MarketViews(session, ks)
     rng = np.random.default_rng(11)
     population = Population.create(args.users, np.random.default_rng(1))
     opening = lambda users: cash.opening_cash_cents(users, seed=1)  # noqa: E731
@@ -105,6 +108,9 @@ def main() -> None:
             read = reader.read_rows(missing) if missing else []
             prior = state.Prior.from_rows(store.prior_frame(cached + read))
             kept, _refused = state.split_by_order(trades, prior)
+            if views:
+                views.apply(kept.loc[kept["new"]], market.previous_minutes(prior.holdings),
+                            f"bench:{batch_id}")
             rows = state.build(kept, prior, prices, batch_id, datetime.now(UTC), opening,
                                state.last_read(trades))
             grouped = store.group_by_user(spec, rows.changed, rows.totals, rows.trades, rows.equity)
@@ -147,6 +153,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=int, default=5, help="batches before measuring (%(default)s)")
     p.add_argument("--cache-users", type=int, default=500_000, help="state cache size (%(default)s)")
     p.add_argument("--per-user-requests", action="store_true", help="one request per user (the old writes)")
+    p.add_argument("--no-views", action="store_true", help="leave the market views out")
     p.add_argument("--label", default="run", help="row label in the report")
     p.add_argument("--out", default=str(REPO / "bench" / "results" / "streaming_cassandra_floor"),
                    help="appends a Markdown row to OUT.rows (empty: print only)")

@@ -133,3 +133,17 @@ def test_driver_read_rows_take_the_direct_joins_types():
     empty = prior_frame([])
     assert empty.empty and empty["user_id"].dtype == "int64"
     assert state.Prior.from_rows(empty).holdings.empty
+
+
+def test_values_are_plain_python_with_none_for_what_is_missing() -> None:
+    big = (1 << 59) + 1  # a live trade id: beyond a double's 2**53
+    frame = pd.DataFrame({
+        "id": pd.Series([big, 2], dtype="int64"), "guard": pd.array([big, None], dtype="Int64"),
+        "price": [1.5, float("nan")], "symbol": ["AAPL", None], "day": [date(2026, 11, 20), None],
+        "naive": pd.to_datetime(["2026-11-20 14:30", None]).astype("datetime64[us]"),
+        "aware": pd.to_datetime(["2026-11-20 14:30Z", None], utc=True), "flag": [True, False]})
+    rows = list(store.values(frame, list(frame.columns)))
+    assert rows == [(big, big, 1.5, "AAPL", date(2026, 11, 20), datetime(2026, 11, 20, 14, 30), NOW, True),
+                    (2, None, None, None, None, None, None, False)]
+    assert [type(v) for v in rows[0]] == [int, int, float, str, date, datetime, datetime, bool]
+    assert rows[0][6].tzinfo is not None and rows[0][5].tzinfo is None
