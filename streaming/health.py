@@ -64,8 +64,9 @@ def latency_ms(kafka_times: pd.Series, finished: datetime) -> tuple[float | None
     """p50, p95, p99 of (finished - Kafka timestamp) in milliseconds; Nones without trades."""
     if kafka_times.empty:
         return (None,) * len(PERCENTILES)
-    stamps = pd.to_datetime(kafka_times, utc=True)
-    ms = (pd.Timestamp(finished) - stamps).dt.total_seconds().to_numpy() * 1000
+    stamps = pd.to_datetime(kafka_times, utc=True).dt.tz_localize(None).to_numpy(dtype="datetime64[us]")
+    end = np.datetime64(pd.Timestamp(finished).tz_convert("UTC").tz_localize(None), "us")
+    ms = (end - stamps).astype(np.int64) / 1000
     return tuple(float(v) for v in np.percentile(ms, PERCENTILES))
 
 

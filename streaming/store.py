@@ -265,12 +265,12 @@ def _wait(window: list[ResponseFuture]) -> None:
 def values(frame: pd.DataFrame, columns: list[str]) -> Iterable[tuple]:
     """Rows as tuples of plain Python values (None for missing) in `columns` order, built a column at
     a time (numpy's `tolist` for numbers: the write path's largest Python cost was a value at a time)."""
-    return zip(*(plain(frame[name]) for name in columns))
+    return zip(*(plain(frame[name]) for name in columns), strict=True)
 
 
 def plain(column: pd.Series) -> list:
-    """A column's values as the driver takes them: int, float, str, bool, datetime (aware when the
-    column is), date, ...; None for a missing one (NaN, NaT, NA, None)."""
+    """A column's values as the driver takes them: int, float, str, bool, datetime (naive UTC: the
+    driver writes a naive datetime as UTC), date, ...; None for a missing one (NaN, NaT, NA, None)."""
     dtype = column.dtype
     if isinstance(dtype, np.dtype) and dtype.kind in "iub":
         return column.to_numpy().tolist()
@@ -278,6 +278,9 @@ def plain(column: pd.Series) -> list:
         array = column.to_numpy()
         out = array.tolist()
         return [None if v != v else v for v in out] if np.isnan(array).any() else out
+    if isinstance(dtype, pd.DatetimeTZDtype):  # as naive UTC, which the driver takes as UTC
+        column = column.dt.tz_convert("UTC").dt.tz_localize(None)
+        dtype = column.dtype
     if isinstance(dtype, np.dtype) and dtype.kind == "M":  # naive datetime64: NaT becomes None
         return column.to_numpy(dtype="datetime64[us]").astype(object).tolist()
     return [None if _missing(v) else (v.to_pydatetime() if isinstance(v, pd.Timestamp) else v)
