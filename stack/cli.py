@@ -53,11 +53,12 @@ def _parser() -> argparse.ArgumentParser:
                     "a supervisor that restarts it when it fails. Fails, naming the process and its "
                     "last error, if one of them exits while it settles.")
     cmd.add_argument("--rate", type=positive_int, default=500,
-                     help="generator trades per second (default 500: the streaming job sustains "
-                          "~1,300/s on 2 cores with everything on, so 500 keeps its lag bounded "
-                          "beside the web app; see bench/results/pipeline_end_to_end_500.md)")
-    cmd.add_argument("--users", type=positive_int, default=100_000,
-                     help="simulated users (default 100000)")
+                     help="generator trades per second (default 500: with 10 million users the whole "
+                          "pipeline then takes about half of one of this machine's 2 cores, leaving "
+                          "the rest to the web app and the nightly batch; the job sustains ~3,300/s "
+                          "on 2 cores with nothing else; bench/results/streaming_cost.md)")
+    cmd.add_argument("--users", type=positive_int, default=10_000_000,
+                     help="simulated users (default 10000000)")
     cmd.add_argument("--speed", type=float, default=1.0,
                      help="simulated seconds per wall second (default 1)")
     cmd.add_argument("--web-port", type=positive_int, default=8000,
