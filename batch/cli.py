@@ -64,8 +64,8 @@ def common_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bucket", help="S3 archive bucket (default: the stack's archive bucket)")
     p.add_argument("--prefix", default="trades", help="key prefix of the trades in the bucket (trades)")
     p.add_argument("--root", default="/stockafolio", help="HDFS folder of the batch datasets (/stockafolio)")
-    p.add_argument("--sp500", type=Path, help="raw S&P 500 folder for the risk stage "
-                   "(default: the shared data folder; never in the repository)")
+    p.add_argument("--sp500", type=Path, help="raw S&P 500 folder: the risk stage derives its scenarios "
+                   "and model from it (default: the repository's reference scenarios and model)")
     p.add_argument("--opening-cash", type=_money, help="a new user's cash in dollars, as given to the "
                    "streaming job (default: the generator's per-user starting cash for --seed)")
     p.add_argument("--seed", type=_non_negative, default=1, help="the generator's --seed (1)")

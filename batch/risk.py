@@ -1,11 +1,12 @@
 """Risk: historical-simulation VaR and ES (1 day, 95 and 99 %) of every user with open positions over
 the full S&P 500 price history, and the factor model re-estimated from the same history.
 
-The raw history is never in the repository: it is read at run time from the folder given with
-`--sp500` (default: the shared data folder), through `stockafolio.reference.derive`'s own readers.
 A scenario is one historical day: every name's simple return that day; a name without a price that
 day gets the return its factor model implies (beta x market + loading x its sector factor), so the
-scenarios cover every name of the universe on every day.
+scenarios cover every name of the universe on every day. By default they are the repository's
+reference table `stockafolio/reference/data/scenarios.npz` (derived from the raw history by
+`stockafolio.reference.derive`, log returns to 1e-4) with the committed model; `--sp500 DIR` derives
+both again from a raw S&P 500 folder at run time, exact.
 
 VaR at level a over n scenarios is the k-th largest loss with k = ceil((1 - a) n); ES is the mean of
 those k largest losses. Money is in dollars (risk figures are model outputs, not balances).
@@ -31,7 +32,6 @@ from scipy import sparse
 from batch.settings import BatchError
 from stockafolio.errors import ConfigError
 from stockafolio.reference import derive
-from stockafolio.reference.model import MARKET
 
 LEVELS = (0.95, 0.99)
 USERS_PER_CHUNK = 4_000  # (users x scenarios) float32 per chunk: 4,000 x 1,258 = 20 MB
@@ -48,37 +48,32 @@ class History:
     returns: np.ndarray
     first_day: str
     last_day: str
-    tables: derive.Tables  # the factor model re-estimated from the same data
+    model: dict[str, bytes]  # the factor model's CSV files, as `derive` writes them
 
 
 def load_history(data_dir: Path | None, say: Callable[[str], None]) -> History:
-    """Read the raw S&P 500 folder once: the scenario matrix and the re-estimated model tables."""
-    folder = data_dir or derive.DEFAULT_DATA
+    """The scenario matrix and the model's files: the repository's reference tables, or derived
+    again from the raw S&P 500 folder `data_dir`."""
     try:
-        raw = derive.read_raw(folder)
-    except ConfigError as exc:
-        raise BatchError(f"the risk stage needs the raw S&P 500 history: {exc} (python -m batch risk "
-                         "--sp500 DIR; it is not in the repository)") from None
-    returns = derive.member_returns(raw)
-    factors = derive.factor_returns(returns, raw.members["sector"])
-    params = derive.risk_parameters(raw, returns, factors)
-    tables = derive._tables(raw, returns, factors, params)  # the very tables `derive` would commit
-    members = returns.reindex(columns=raw.members.index)
-    filled = fill_with_model(members, factors, params, raw.members["sector"])
+        if data_dir is None:
+            filled = derive.read_scenarios()
+            model = {name: (derive.DEFAULT_OUT / name).read_bytes() for name in derive.Tables.NAMES}
+            source = "the reference scenarios"
+        else:
+            derived = derive.derive(data_dir, say)
+            filled = derived.scenarios
+            model = {name: frame.to_csv(index=False, lineterminator="\n").encode()
+                     for name, frame in derived.tables.files().items()}
+            source = f"the raw history in {data_dir}"
+    except (ConfigError, OSError) as exc:
+        raise BatchError(f"the risk stage cannot read its history: {exc}") from None
     say(f"history {filled.index[0]:%Y-%m-%d}..{filled.index[-1]:%Y-%m-%d}: {len(filled)} scenarios x "
-        f"{filled.shape[1]} names ({int(members.isna().to_numpy().sum()):,} "
-        "missing returns filled from the factor model)")
+        f"{filled.shape[1]} names, from {source}")
     return History(tuple(filled.columns), np.expm1(filled.to_numpy().T).astype(SCENARIO_DTYPE),
-                   f"{filled.index[0]:%Y-%m-%d}", f"{filled.index[-1]:%Y-%m-%d}", tables)
+                   f"{filled.index[0]:%Y-%m-%d}", f"{filled.index[-1]:%Y-%m-%d}", model)
 
 
-def fill_with_model(returns: pd.DataFrame, factors: pd.DataFrame, params: pd.DataFrame,
-                    sectors: pd.Series) -> pd.DataFrame:
-    """Missing log returns replaced by beta x market + sector_loading x the name's sector factor."""
-    implied = pd.DataFrame({
-        s: params.at[s, "beta"] * factors[MARKET] + params.at[s, "sector_loading"]
-        * factors[derive.sector_id(sectors[s])] for s in returns.columns}, index=returns.index)
-    return returns.fillna(implied)
+fill_with_model = derive.fill_with_model  # where the scenarios' gaps are filled (tests call it here)
 
 
 def scenario_pnl(user_codes: np.ndarray, symbol_codes: np.ndarray, values: np.ndarray,
@@ -167,6 +162,6 @@ def hist_var(positions: DataFrame, history: History, groups: int) -> DataFrame:
 
 
 def model_files(history: History) -> dict[str, bytes]:
-    """The re-estimated model as the CSV bytes `derive` writes (same format as the committed ones)."""
-    return {name: frame.to_csv(index=False, lineterminator="\n").encode()
-            for name, frame in history.tables.files().items()}
+    """The model the scenarios go with, as the CSV bytes `derive` writes (the committed ones, or
+    re-estimated with `--sp500`)."""
+    return history.model

@@ -3,8 +3,11 @@
     python -m stockafolio.reference.derive [--data DIR] [--out DIR]
 
 Reads `constituents.csv`, `adj_close_daily.csv.gz` and `volume_daily.csv.gz` and writes
-`universe.csv`, `factors.csv` and `sector_weights.csv` (see `data/README.md` for their contents and
-the method). The output is a pure function of the input: two runs give byte-identical files.
+`universe.csv`, `factors.csv`, `sector_weights.csv` and `scenarios.npz` (the daily log returns of
+every member, gaps filled from the factor model: the nightly's historical scenarios; see
+`data/README.md` for their contents and the method). The output is a pure function of the input:
+two runs give byte-identical tables and the same scenario arrays (the npz's zip entries carry the
+time they were written).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -25,6 +29,8 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 DEFAULT_DATA = PACKAGE_DIR.parents[1].parent / "shared" / "data" / "sp500"
 DEFAULT_OUT = PACKAGE_DIR / "data"
 INPUTS = ("constituents.csv", "adj_close_daily.csv.gz", "volume_daily.csv.gz")
+SCENARIOS = "scenarios.npz"
+SCENARIO_SCALE = 10_000  # log returns kept as int16 in units of 1e-4 (0.8 MB compressed, not 2.1 as float32)
 
 MIN_RETURNS = 250  # fewer daily returns than this: the name gets its sector's median risk parameters
 LIQUIDITY_DAYS = 252  # volumes are averaged over the last year of the file (2019-01..2020-01)
@@ -50,6 +56,7 @@ class RawData:
 class Tables:
     """The derived tables, ready to write."""
 
+    NAMES: ClassVar[tuple[str, ...]] = ("universe.csv", "factors.csv", "sector_weights.csv")
     universe: pd.DataFrame
     factors: pd.DataFrame
     sector_weights: pd.DataFrame
@@ -57,6 +64,14 @@ class Tables:
     def files(self) -> dict[str, pd.DataFrame]:
         return {"universe.csv": self.universe, "factors.csv": self.factors,
                 "sector_weights.csv": self.sector_weights}
+
+
+@dataclass(frozen=True)
+class Derived:
+    """Everything `derive` computes: the tables and the filled log returns (days x members)."""
+
+    tables: Tables
+    scenarios: pd.DataFrame
 
 
 # ---------------------------------------------------------------- input
@@ -239,8 +254,9 @@ def _round(values: pd.Series | np.ndarray, decimals: int) -> pd.Series | np.ndar
 # ---------------------------------------------------------------- orchestration
 
 
-def derive(data_dir: Path, say: Say) -> Tables:
-    """All three tables from the raw data in `data_dir`, reporting progress through `say`."""
+def derive(data_dir: Path, say: Say) -> Derived:
+    """The tables and the scenarios from the raw data in `data_dir`, reporting progress through
+    `say`."""
     raw = read_raw(data_dir)
     say(f"read {len(raw.members)} members, prices for {raw.prices.shape[1]} tickers "
         f"x {raw.prices.shape[0]} dates ({raw.prices.index[0]:%Y-%m-%d}..{raw.prices.index[-1]:%Y-%m-%d})")
@@ -251,7 +267,43 @@ def derive(data_dir: Path, say: Say) -> Tables:
     params = risk_parameters(raw, returns, factors)
     say(f"fitted {int((~params['estimated']).sum())} names; {int(params['estimated'].sum())} "
         f"get sector medians (fewer than {MIN_RETURNS} returns)")
-    return _tables(raw, returns, factors, params)
+    members = returns.reindex(columns=raw.members.index)
+    return Derived(_tables(raw, returns, factors, params),
+                   fill_with_model(members, factors, params, raw.members["sector"]))
+
+
+def fill_with_model(returns: pd.DataFrame, factors: pd.DataFrame, params: pd.DataFrame,
+                    sectors: pd.Series) -> pd.DataFrame:
+    """Missing log returns replaced by beta x market + sector_loading x the name's sector factor."""
+    implied = pd.DataFrame({
+        s: params.at[s, "beta"] * factors[MARKET] + params.at[s, "sector_loading"]
+        * factors[sector_id(sectors[s])] for s in returns.columns}, index=returns.index)
+    return returns.fillna(implied)
+
+
+def write_scenarios(scenarios: pd.DataFrame, out_dir: Path, say: Say) -> None:
+    """`scenarios.npz`: symbols, days (ISO dates) and the log returns (members x days) as int16 in
+    units of 1/SCENARIO_SCALE."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    scaled = np.round(scenarios.to_numpy().T * SCENARIO_SCALE)
+    if np.abs(scaled).max() > np.iinfo(np.int16).max:
+        raise StockafolioError("a daily log return beyond +-3.27 does not fit the scenarios' int16")
+    np.savez_compressed(out_dir / SCENARIOS, symbols=np.asarray(scenarios.columns, dtype=str),
+                        days=np.asarray(scenarios.index.strftime("%Y-%m-%d"), dtype=str),
+                        log_returns=scaled.astype(np.int16))
+    say(f"wrote {out_dir / SCENARIOS} ({scenarios.shape[1]} members x {scenarios.shape[0]} days, "
+        f"{(out_dir / SCENARIOS).stat().st_size:,} bytes)")
+
+
+def read_scenarios(data_dir: Path | None = None) -> pd.DataFrame:
+    """The shipped scenarios (days x members, log returns), as `write_scenarios` wrote them."""
+    path = (data_dir or DEFAULT_OUT) / SCENARIOS
+    try:
+        with np.load(path) as data:
+            return pd.DataFrame(data["log_returns"].T.astype(np.float64) / SCENARIO_SCALE,
+                                index=pd.to_datetime(data["days"]), columns=list(data["symbols"]))
+    except (OSError, KeyError, ValueError) as exc:
+        raise ConfigError(f"cannot read the scenarios {path}: {exc}") from None
 
 
 def _tables(raw: RawData, returns: pd.DataFrame, factors: pd.DataFrame, params: pd.DataFrame) -> Tables:
@@ -287,7 +339,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: derive and write the tables; 0 on success, 2 with a one-line reason otherwise."""
     args = parse_args(argv)
     try:
-        write_tables(derive(args.data, _say), args.out, _say)
+        derived = derive(args.data, _say)
+        write_tables(derived.tables, args.out, _say)
+        write_scenarios(derived.scenarios, args.out, _say)
     except StockafolioError as exc:
         _say(f"error: {exc}")
         return 2

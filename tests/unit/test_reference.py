@@ -201,3 +201,20 @@ def test_sector_weights_of_a_two_name_book(model: FactorModel) -> None:
     weights = sector_weights(model, book)[0]
     assert weights[model.sectors.index("Information Technology")] == 0.75
     assert weights[model.sectors.index("Energy")] == 0.25 and weights.sum() == 1.0
+
+
+@needs_raw
+def test_shipped_scenarios_are_the_derived_ones_to_a_basis_point(tmp_path: Path) -> None:
+    """The nightly's default history (no raw data in a user's clone) against a fresh derivation."""
+    assert derive.main(["--data", str(DATA), "--out", str(tmp_path)]) == 0
+    shipped, fresh = derive.read_scenarios(), derive.read_scenarios(tmp_path)
+    pd.testing.assert_frame_equal(shipped, fresh)
+    exact = derive.derive(DATA, lambda _: None).scenarios
+    assert list(shipped.columns) == list(exact.columns) and (shipped.index == exact.index).all()
+    assert np.abs(shipped.to_numpy() - exact.to_numpy()).max() <= 0.5 / derive.SCENARIO_SCALE + 1e-12
+
+
+def test_scenarios_load_without_the_raw_data() -> None:
+    scenarios = derive.read_scenarios()
+    assert scenarios.shape == (1258, 503) and not scenarios.isna().any().any()
+    assert set(scenarios.columns) == {s.symbol for s in load_universe()}
