@@ -292,3 +292,8 @@ def test_each_consumer_group_in_the_code_is_granted_to_its_login() -> None:
         assert groups, f"no consumer group found in {path}"
         for group in groups:
             assert _granted(principal, group), f"{path}: group {group!r} has no ACL for User:{principal}"
+
+
+def test_the_nightly_cron_passes_a_raw_folder_only_when_one_is_set() -> None:
+    assert "--sp500 /data" in _render_cron(nightly_sp500_dir="/data")
+    assert "--sp500" not in _render_cron(nightly_sp500_dir="")
