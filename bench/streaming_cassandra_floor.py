@@ -72,7 +72,7 @@ class PerUserWriter(store.PortfolioWriter):
         window: list = []
         for rows in users:
             requests += self._send_chunks(rows, window)
-        store._wait(window)
+        store.wait(window)
         return requests
 
 

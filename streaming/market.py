@@ -91,7 +91,7 @@ class ViewCache:
                 args.append((day, symbol, first, since or _END))
                 self.q5_since[(day, symbol)] = first
         for row in self._read(self.read_q5, args):
-            self.q5.setdefault((_day(row[0]), row[1], row[2]), (_day(row[0]), *row[1:]))
+            self.q5.setdefault(row[:3], row)
 
     def _load_q6(self, delta: pd.DataFrame) -> None:
         args = []
@@ -101,13 +101,13 @@ class ViewCache:
                 args.append((day, first, since or _END))
                 self.q6_since[day] = first
         for row in self._read(self.read_q6, args):
-            self.q6.setdefault((_day(row[0]), row[1]), (_day(row[0]), *row[1:]))
+            self.q6.setdefault(row[:2], row)
 
     def _load_q7a(self, delta: pd.DataFrame) -> None:
         days = sorted(set(delta["day"]) - self.q7a_days) if len(delta) else []
         self.q7a_days.update(days)
         for row in self._read(self.read_q7a, [(d,) for d in days]):
-            self.q7a.setdefault((_day(row[0]), row[1]), (_day(row[0]), *row[1:]))
+            self.q7a.setdefault(row[:2], row)
 
     def _read(self, statement, args: list[tuple]) -> list[tuple]:
         if not args:
@@ -115,7 +115,8 @@ class ViewCache:
         self.reads += len(args)
         results = execute_concurrent_with_args(self.session, statement, args, concurrency=READS_IN_FLIGHT,
                                                raise_on_first_error=True)
-        return [tuple(row) for ok, result in results for row in result]
+        # every read starts with the day: the driver's Date becomes a datetime.date, as the cache's keys
+        return [(store.driver_date(row[0]), *tuple(row)[1:]) for ok, result in results for row in result]
 
     def write(self, q5: pd.DataFrame, q6: pd.DataFrame, q7a: pd.DataFrame) -> int:
         """Upsert the moved rows (packed UNLOGGED requests) and keep them; returns the requests."""
@@ -133,8 +134,8 @@ class ViewCache:
                 window.append(self.session.execute_async(batch))
                 requests += 1
                 if len(window) >= IN_FLIGHT:
-                    _wait(window)
-            _wait(window)  # acknowledged before the cache (and then the portfolios) move on
+                    store.wait(window)
+            store.wait(window)  # acknowledged before the cache (and then the portfolios) move on
             for params in values:
                 cache[params[:width]] = params
         self._forget_old(q5, q6)
@@ -207,17 +208,6 @@ def _frame(cache: dict[tuple, tuple], columns: list[str], keys: Iterable[tuple])
         if name in frame:
             frame[name] = pd.to_datetime(frame[name]).astype("datetime64[us]")
     return frame
-
-
-def _day(value) -> date:
-    """The driver's `cassandra.util.Date` -> datetime.date."""
-    return value.date() if hasattr(value, "days_from_epoch") else value
-
-
-def _wait(window: list[ResponseFuture]) -> None:
-    for future in window:
-        future.result()  # raises on a failed write: the micro-batch fails and is replayed
-    window.clear()
 
 
 def previous_minutes(holdings: pd.DataFrame) -> pd.Series:

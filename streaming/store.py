@@ -96,11 +96,11 @@ def prior_frame(rows: list[tuple]) -> pd.DataFrame:
     for name in _INTEGERS:
         frame[name] = pd.array(frame[name].tolist(), dtype="Int64")
     frame["last_trade_time"] = pd.to_datetime(frame["last_trade_time"]).astype("datetime64[us]")
-    frame["day"] = [d if d is None else _date(d) for d in frame["day"]]
+    frame["day"] = [d if d is None else driver_date(d) for d in frame["day"]]
     return frame
 
 
-def _date(value):
+def driver_date(value):
     """The driver's `cassandra.util.Date` -> datetime.date (what Spark returns)."""
     return value.date() if hasattr(value, "days_from_epoch") else value
 
@@ -201,9 +201,9 @@ class PortfolioWriter:
             pack.extend(rows)
         if pack:
             requests += self._send_chunks(pack, window, per_request=len(pack))
-        _wait(window)
+        wait(window)
         requests += self._send_chunks(statics_last, window)
-        _wait(window)
+        wait(window)
         return requests
 
     def _send_chunks(self, rows: list[tuple[int, tuple]], window: list[ResponseFuture],
@@ -216,7 +216,7 @@ class PortfolioWriter:
             window.append(self.session.execute_async(batch))
             requests += 1
             if len(window) >= IN_FLIGHT:
-                _wait(window)
+                wait(window)
         return requests
 
 
@@ -243,7 +243,7 @@ class RowWriter:
 
     def write(self, frame: pd.DataFrame) -> None:
         window = [self.session.execute_async(self.insert, row) for row in values(frame, self.columns)]
-        _wait(window)
+        wait(window)
 
 
 def forget_batches_after(session: Session, keyspace: str, job: str, batch_id: int) -> None:
@@ -256,7 +256,7 @@ def forget_batches_after(session: Session, keyspace: str, job: str, batch_id: in
                     (job, batch_id))
 
 
-def _wait(window: list[ResponseFuture]) -> None:
+def wait(window: list[ResponseFuture]) -> None:
     for future in window:
         future.result()  # raises on a failed write: the micro-batch fails and is replayed
     window.clear()
