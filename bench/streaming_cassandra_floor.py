@@ -10,7 +10,7 @@ generator's (its Zipf-Mandelbrot activity over `--users`, `generator.users.Popul
 users' prior rows from the job's state cache (`streaming.state_cache`, `--cache-users`) and, for the
 others, `store.PriorReader` (IN reads of 100 users); the market views moved by the batch's new
 trades (`streaming.market.MarketViews`, `--no-views` leaves them out); `state.build`;
-`store.group_by_user` and `store.PortfolioWriter.send` (whole users packed into UNLOGGED requests).
+`store.PortfolioWriter.group` and `.send` (whole users packed into UNLOGGED requests).
 `--per-user-requests` sends one request per user instead (the job before the packing),
 `--cache-users 0` reads every touched user (the job before the cache). Cassandra's CPU time (from
 /proc, its process and threads) over the measured batches, divided by their trades, is the figure;
@@ -113,7 +113,7 @@ def main() -> None:
                             f"bench:{batch_id}")
             rows = state.build(kept, prior, prices, batch_id, datetime.now(UTC), opening,
                                state.last_read(trades))
-            grouped = store.group_by_user(spec, rows.changed, rows.totals, rows.trades, rows.equity)
+            grouped = writer.group(rows.changed, rows.totals, rows.trades, rows.equity)
             requests = writer.send(grouped)
             cache.remember(rows.portfolio)
             if batch_id >= args.warmup:

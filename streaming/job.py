@@ -206,7 +206,7 @@ class BatchWriter:
             rows = state.build(kept, prior, prices, batch_id, now, self.settings.opening,
                                state.last_read(trades))
         with step("write"):
-            self._write(store.group_by_user(self.spec, rows.changed, rows.totals, rows.trades, rows.equity))
+            self._write(self.portfolio.group(rows.changed, rows.totals, rows.trades, rows.equity))
         self.cache.remember(rows.portfolio)  # acknowledged: what Cassandra now holds for these users
         with step("events"):
             self._events(rows.totals)

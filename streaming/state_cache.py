@@ -22,7 +22,7 @@ from collections.abc import Iterable
 
 import pandas as pd
 
-from streaming.store import PRIOR_COLUMNS
+from streaming.store import PRIOR_COLUMNS, plain
 
 Row = tuple  # PRIOR_COLUMNS values, as the Cassandra driver returns them
 
@@ -65,13 +65,13 @@ class StateCache:
 
 
 def _rows_by_user(portfolio: pd.DataFrame) -> dict[int, list[Row]]:
-    """PRIOR_COLUMNS tuples per user in the driver's types: ints, naive UTC datetimes, dates."""
-    frame = portfolio[list(PRIOR_COLUMNS)].copy()
-    times = pd.to_datetime(frame["last_trade_time"], utc=True).dt.tz_convert(None)
-    frame["last_trade_time"] = pd.Series(list(times.to_numpy().astype("datetime64[us]").astype(object)),
-                                         index=frame.index, dtype=object)
-    frame = frame.astype(object).where(frame.notna(), None)  # numpy scalars become Python ones
+    """PRIOR_COLUMNS tuples per user in the driver's types: ints, naive UTC datetimes, dates (None for
+    null), built a column at a time (`store.plain`)."""
+    times = portfolio["last_trade_time"]
+    if not isinstance(times.dtype, pd.DatetimeTZDtype) and times.dtype.kind != "M":
+        times = pd.to_datetime(times, utc=True)
+    columns = [plain(times if name == "last_trade_time" else portfolio[name]) for name in PRIOR_COLUMNS]
     by_user: dict[int, list[Row]] = {}
-    for row in frame.itertuples(index=False, name=None):
+    for row in zip(*columns, strict=True):
         by_user.setdefault(row[0], []).append(row)
     return by_user

@@ -20,6 +20,7 @@ from cassandra.cluster import ResponseFuture, Session
 from cassandra.query import BatchStatement, BatchType, PreparedStatement
 from stockafolio import cql
 from stockafolio.settings import CassandraEndpoint
+from streaming import wire
 
 CASSANDRA = "org.apache.spark.sql.cassandra"
 IN_FLIGHT = 64  # batches awaiting an answer at once
@@ -88,16 +89,32 @@ class PriorReader:
 
 def prior_frame(rows: list[tuple]) -> pd.DataFrame:
     """PRIOR_COLUMNS rows -> the frame `portfolios_of` gives: integers as nullable Int64 (exact: a float
-    column would round trade ids), timestamps naive UTC datetime64[us], dates as datetime.date."""
+    column would round trade ids), timestamps naive UTC datetime64[us], dates as datetime.date. Built
+    a column at a time with numpy (a Series of Python objects per column cost ~10 % of the driver)."""
     columns = list(zip(*rows, strict=True)) if rows else [()] * len(PRIOR_COLUMNS)
-    frame = pd.DataFrame({name: pd.Series(list(values), dtype=object)  # no float inference on the way
-                          for name, values in zip(PRIOR_COLUMNS, columns, strict=True)})
-    frame["user_id"] = frame["user_id"].astype("int64")
-    for name in _INTEGERS:
-        frame[name] = pd.array(frame[name].tolist(), dtype="Int64")
-    frame["last_trade_time"] = pd.to_datetime(frame["last_trade_time"]).astype("datetime64[us]")
-    frame["day"] = [d if d is None else driver_date(d) for d in frame["day"]]
-    return frame
+    data: dict[str, object] = {}
+    for name, values in zip(PRIOR_COLUMNS, columns, strict=True):
+        if name == "user_id":
+            data[name] = np.array(values, dtype="int64")
+        elif name in _INTEGERS:
+            data[name] = nullable_ints(values)
+        elif name == "last_trade_time":  # naive UTC datetimes, None -> NaT
+            data[name] = np.array(values, dtype="datetime64[us]")
+        elif name == "day":  # a batch holds a few distinct days
+            known = {v: v if v is None else driver_date(v) for v in set(values)}
+            data[name] = np.array([known[v] for v in values], dtype=object)
+        else:
+            data[name] = np.array(values, dtype=object)
+    return pd.DataFrame(data)
+
+
+def nullable_ints(values: tuple | list) -> pd.arrays.IntegerArray:
+    """Python ints (None for null) -> a nullable Int64 array, exact at any int64 value."""
+    try:
+        return pd.arrays.IntegerArray(np.array(values, dtype="int64"), np.zeros(len(values), dtype=bool))
+    except TypeError:  # a None among them
+        mask = np.array([v is None for v in values], dtype=bool)
+        return pd.arrays.IntegerArray(np.array([0 if v is None else v for v in values], dtype="int64"), mask)
 
 
 def driver_date(value):
@@ -114,7 +131,7 @@ def session_for(endpoint: CassandraEndpoint) -> Session:
     return session
 
 
-STATICS, HOLDING, TRADE, EQUITY = range(4)  # which statement a grouped row goes to
+STATICS, HOLDING, TRADE, EQUITY, HOLDING_STATICS = range(5)  # which statement a grouped row goes to
 
 
 @dataclass(frozen=True)
@@ -131,25 +148,16 @@ class WriteSpec:
 
     @property
     def columns(self) -> tuple[list[str], ...]:
-        """Column lists in STATICS, HOLDING, TRADE, EQUITY order, each starting with user_id."""
-        return (["user_id", *self.statics], ["user_id", "symbol", *self.holding], list(self.trades),
-                list(self.equity))
+        """Column lists in STATICS, HOLDING, TRADE, EQUITY, HOLDING_STATICS order, each starting with
+        user_id; HOLDING_STATICS is a holding row and its user's statics in one statement."""
+        holding = ["user_id", "symbol", *self.holding]
+        return (["user_id", *self.statics], holding, list(self.trades), list(self.equity),
+                [*holding, *self.statics])
 
 
-UserRows = list[tuple[int, tuple]]  # one user's (kind, values) rows, its statics row first
-
-
-def group_by_user(spec: WriteSpec, changed: pd.DataFrame, totals: pd.DataFrame,
-                  trades: pd.DataFrame | None = None, equity: pd.DataFrame | None = None) -> list[UserRows]:
-    """One list per user of `totals`: its statics row, then its changed holdings, trades and equity
-    point (plain Python values, so the lists can be pickled to the executors)."""
-    columns = spec.columns
-    by_user: dict[int, UserRows] = {}
-    for kind, frame in ((HOLDING, changed), (TRADE, trades), (EQUITY, equity)):
-        if frame is not None and len(frame):
-            for row in values(frame, columns[kind]):
-                by_user.setdefault(row[0], []).append((kind, row))
-    return [[(STATICS, row), *by_user.get(row[0], ())] for row in values(totals, columns[STATICS])]
+UserRows = list[tuple[int, tuple]]  # one user's (kind, serialized values) rows, its statics first
+TABLES = ("portfolio_by_user", "portfolio_by_user", "trades_by_user_day", "equity_by_user_day",
+          "portfolio_by_user")
 
 
 class PortfolioWriter:
@@ -157,17 +165,20 @@ class PortfolioWriter:
     row and changed holding rows (one partition), its trades of the batch (`trades_by_user_day`) and
     its equity point (`equity_by_user_day`), whole users packed into UNLOGGED requests of up to
     ROWS_PER_REQUEST rows (`send`), where a request per user, per row or a Spark job per table cost
-    more (`bench/results/streaming_cassandra_writes.md`). A user with many trades in one micro-batch
-    gets several requests of at most STATEMENTS_PER_REQUEST statements (Cassandra warns above 32 KiB
-    per batch as configured and refuses above 50 KiB). Prepared statements only; at most IN_FLIGHT
+    more (`bench/results/streaming_cassandra_writes.md`). A user's statics go in the same statement
+    as their first changed holding (one row fewer to bind and send), except for a user with more than
+    STATEMENTS_PER_REQUEST rows in one micro-batch: such a user gets several requests of at most that
+    many statements (Cassandra warns above 32 KiB per batch as configured and refuses above 50 KiB) and
+    their statics a request of its own, last. Prepared statements, their values serialized a column
+    at a time (`streaming.wire`: the driver's `bind` was most of the write's CPU); at most IN_FLIGHT
     requests outstanding. The job runs it in the driver for small batches and in each executor
     (`write_partition`) for large ones."""
 
     def __init__(self, session: Session, spec: WriteSpec) -> None:
         self.session, self.spec = session, spec
-        tables = ("portfolio_by_user", "portfolio_by_user", "trades_by_user_day", "equity_by_user_day")
         self.statements = [self._prepare(spec.keyspace, table, columns)
-                           for table, columns in zip(tables, spec.columns, strict=True)]
+                           for table, columns in zip(TABLES, spec.columns, strict=True)]
+        self.types = [[column.type for column in statement.column_metadata] for statement in self.statements]
 
     def _prepare(self, keyspace: str, table: str, columns: list[str]) -> PreparedStatement:
         # keyspace passed check_identifier; table and columns are constants; values are always bound.
@@ -176,8 +187,30 @@ class PortfolioWriter:
 
     def write(self, changed: pd.DataFrame, totals: pd.DataFrame, trades: pd.DataFrame | None = None,
               equity: pd.DataFrame | None = None) -> int:
-        """Group and send (see `group_by_user`); returns the number of requests."""
-        return self.send(group_by_user(self.spec, changed, totals, trades, equity))
+        """Group and send (see `group`); returns the number of requests."""
+        return self.send(self.group(changed, totals, trades, equity))
+
+    def group(self, changed: pd.DataFrame, totals: pd.DataFrame, trades: pd.DataFrame | None = None,
+              equity: pd.DataFrame | None = None) -> list[UserRows]:
+        """One list per user of `totals`: its statics (with its first changed holding when the user has
+        at most STATEMENTS_PER_REQUEST rows), then its other rows: changed holdings, trades, equity
+        point. Values serialized (bytes), so the lists pickle to the executors as they are sent."""
+        columns = self.spec.columns
+        by_user: dict[int, UserRows] = {}
+        for kind, frame in ((HOLDING, changed), (TRADE, trades), (EQUITY, equity)):
+            if frame is not None and len(frame):
+                encoded = wire.encode_rows(frame, columns[kind], self.types[kind])
+                for user, row in zip(frame["user_id"].tolist(), encoded, strict=True):
+                    by_user.setdefault(user, []).append((kind, row))
+        grouped: list[UserRows] = []
+        statics = wire.encode_rows(totals, columns[STATICS], self.types[STATICS])
+        for user, row in zip(totals["user_id"].tolist(), statics, strict=True):
+            rows = by_user.get(user, [])
+            if rows and rows[0][0] == HOLDING and len(rows) < STATEMENTS_PER_REQUEST:
+                grouped.append([(HOLDING_STATICS, rows[0][1] + row[1:]), *rows[1:]])
+            else:
+                grouped.append([(STATICS, row), *rows])
+        return grouped
 
     def send(self, users: Iterable[UserRows]) -> int:
         """UNLOGGED batches of whole users, up to ROWS_PER_REQUEST rows each (Cassandra's cost is per
@@ -212,12 +245,19 @@ class PortfolioWriter:
         for first in range(0, len(rows), max(per_request, 1)):
             batch = BatchStatement(batch_type=BatchType.UNLOGGED)
             for kind, params in rows[first:first + per_request]:
-                batch.add(self.statements[kind], params)
+                add_serialized(batch, self.statements[kind], params)
             window.append(self.session.execute_async(batch))
             requests += 1
             if len(window) >= IN_FLIGHT:
                 wait(window)
         return requests
+
+
+def add_serialized(batch: BatchStatement, statement: PreparedStatement, values: tuple) -> None:
+    """Add `statement` with values already serialized (`streaming.wire`) to `batch`: what
+    `BatchStatement.add` does after `bind` (which serializes the values one at a time). Tested against
+    the driver's own `add` in tests/unit/streaming/test_store_writer.py."""
+    batch._add_statement_and_params(True, statement.query_id, values)
 
 
 @functools.lru_cache(maxsize=4)
@@ -274,6 +314,13 @@ def plain(column: pd.Series) -> list:
     dtype = column.dtype
     if isinstance(dtype, np.dtype) and dtype.kind in "iub":
         return column.to_numpy().tolist()
+    if isinstance(dtype, pd.Int64Dtype):  # nullable integers: exact, None where masked
+        out = column.to_numpy(dtype="int64", na_value=0).tolist()
+        missing = column.isna().to_numpy()
+        if missing.any():
+            for i in np.flatnonzero(missing).tolist():
+                out[i] = None
+        return out
     if isinstance(dtype, np.dtype) and dtype.kind == "f":
         array = column.to_numpy()
         out = array.tolist()
