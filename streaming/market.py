@@ -29,7 +29,7 @@ import pandas as pd
 from cassandra.cluster import ResponseFuture, Session
 from cassandra.concurrent import execute_concurrent_with_args
 from cassandra.query import BatchStatement, BatchType
-from streaming import store, views
+from streaming import store, views, wire
 
 LOG = logging.getLogger("streaming.market")
 READS_IN_FLIGHT = 64
@@ -126,11 +126,13 @@ class ViewCache:
                 (self.write_q7a, q7a, views.Q7A_COLUMNS, self.q7a, 2),
                 (self.write_q5, q5, views.Q5_COLUMNS, self.q5, 3),
                 (self.write_q6, q6, views.Q6_COLUMNS, self.q6, 2)):
-            values = list(store.values(rows, columns)) if len(rows) else []
-            for first in range(0, len(values), ROWS_PER_REQUEST):
+            values = list(store.values(rows, columns)) if len(rows) else []  # the cache's
+            types = [column.type for column in statement.column_metadata]
+            encoded = wire.encode_rows(rows, list(columns), types) if len(rows) else []  # what is sent
+            for first in range(0, len(encoded), ROWS_PER_REQUEST):
                 batch = BatchStatement(batch_type=BatchType.UNLOGGED)
-                for params in values[first:first + ROWS_PER_REQUEST]:
-                    batch.add(statement, params)
+                for params in encoded[first:first + ROWS_PER_REQUEST]:
+                    store.add_serialized(batch, statement, params)
                 window.append(self.session.execute_async(batch))
                 requests += 1
                 if len(window) >= IN_FLIGHT:
