@@ -1,8 +1,9 @@
 """Cassandra: the touched users' partitions read through the Spark connector (a direct join), or for a
 small batch through the driver (`PriorReader`); a micro-batch's per-user rows (`portfolio_by_user`
 statics and changed holdings, `trades_by_user_day`, `equity_by_user_day`) written through the Python
-driver, one UNLOGGED batch per touched user (`bench/streaming_cassandra_writes.py` measured this
-faster than a request per row or the connector); small tables (batch health) through the driver too."""
+driver, whole users packed into UNLOGGED requests, their values serialized a column at a time
+(`streaming.wire`; `bench/results/streaming_cassandra_writes.md` measured the packing against a request per
+row or the connector); small tables (batch health) through the driver too."""
 
 from __future__ import annotations
 
