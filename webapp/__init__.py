@@ -24,7 +24,7 @@ def create_app(settings: WebSettings | None = None, store: Store | None = None,
     """The app. `store` and `clock` are for tests (a fake store, a fixed time)."""
     from flask import Flask
 
-    from webapp import api, auth, errors, live, security
+    from webapp import api, auth, errors, live, security, sockets
     from webapp.settings import WebSettings
     from webapp.store import Store
 
@@ -35,19 +35,23 @@ def create_app(settings: WebSettings | None = None, store: Store | None = None,
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["stockafolio.store"] = store or Store(
         settings.cassandra, settings.keyspace, settings.cassandra_timeout_s, settings.cassandra_retry_s,
-        settings.prices_ttl_s, settings.shared_ttl_s, settings.user_cache_users, settings.user_cache_ttl_s)
+        settings.prices_ttl_s, settings.shared_ttl_s, settings.user_cache_users, settings.user_cache_ttl_s,
+        settings.session_check_ttl_s)
     app.extensions["stockafolio.clock"] = clock or (lambda: datetime.now(UTC))
     security.init_app(app, settings)
     errors.init_app(app)
     app.register_blueprint(auth.bp)
     app.register_blueprint(api.bp)
-    # Only POST /login is rate limited; skipping Flask-Limiter's per-request check on the API saves ~4 %
-    # of a portfolio request's CPU.
-    security.limiter.exempt(api.bp)
     _register_pages(app)
     live.socketio.init_app(app, async_mode=settings.async_mode,
                            cors_allowed_origins=list(settings.allowed_origins), manage_session=False,
                            transports=["websocket"], ping_interval=25)
+    sockets.guard_packets(live.socketio.server)
+    # outermost first: the client address (trusted proxies), then the Socket.IO gate, then Socket.IO
+    gate = sockets.SocketGate(app, app.wsgi_app, settings.sockets)
+    app.extensions["stockafolio.sockets"] = gate.open
+    app.wsgi_app = gate  # type: ignore[method-assign]
+    security.trust_proxies(app, settings.trusted_proxies)
     if settings.live_tasks:
         live.start_tasks(app)
     return app

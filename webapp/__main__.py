@@ -3,6 +3,7 @@
     python -m webapp [serve] [--host 127.0.0.1] [--port 8000] [--workers 2] [--threads 50]
     python -m webapp accounts create NAME --role user --user-id 42   (password read from stdin or prompted)
     python -m webapp accounts seed [--users 100000] [--seed 1] [--count 3]
+    python -m webapp accounts delete NAME | logout NAME              (ends every session of NAME)
 
 The environment (STOCKAFOLIO_VAR, STOCKAFOLIO_KEYSPACE, STOCKAFOLIO_CACHE) and the flags are read
 here only, into a frozen `WebSettings`."""
@@ -51,6 +52,15 @@ def _serve_parser() -> argparse.ArgumentParser:
                    "one per core)")
     p.add_argument("--threads", type=_positive, default=50, help="threads per worker: requests in flight "
                    "plus open Socket.IO sockets (default %(default)s)")
+    p.add_argument("--http-threads", type=_positive, default=10, help="threads per worker that sockets may "
+                   "never take, kept for HTTP requests (default %(default)s; at least a fifth of --threads)")
+    p.add_argument("--sockets-per-account", type=_positive, default=5,
+                   help="open Socket.IO sockets of one account per worker (default %(default)s)")
+    p.add_argument("--sockets-per-address", type=_positive, default=20,
+                   help="open Socket.IO sockets of one client address per worker (default %(default)s)")
+    p.add_argument("--trusted-proxies", type=_non_negative, default=0, metavar="HOPS",
+                   help="reverse proxies in front of the app whose X-Forwarded-For gives the client "
+                        "address (0: the TCP peer, default; 1 behind the cluster's nginx)")
     p.add_argument("--keyspace", default=None, help="Cassandra keyspace (default $STOCKAFOLIO_KEYSPACE or "
                    "stockafolio)")
     p.add_argument("--secure-cookies", action="store_true", help="mark the session cookie Secure (HTTPS)")
@@ -67,6 +77,15 @@ def _serve_parser() -> argparse.ArgumentParser:
     return p
 
 
+def socket_limits(args: argparse.Namespace):
+    """Sockets may take every thread but the HTTP reserve (at least one socket)."""
+    from webapp.settings import SocketLimits
+
+    reserve = max(args.http_threads, -(-args.threads // 5))
+    return SocketLimits(per_account=args.sockets_per_account, per_address=args.sockets_per_address,
+                        total=max(1, args.threads - reserve))
+
+
 def build_settings(args: argparse.Namespace, env=os.environ):
     from webapp.settings import WebSettings
 
@@ -80,7 +99,8 @@ def build_settings(args: argparse.Namespace, env=os.environ):
         kafka_bootstrap=endpoints.kafka.bootstrap_servers, kafka_auth=endpoints.kafka.auth,
         secret_key=secret_key(var / "secrets"),
         allowed_origins=origins, vendor_dir=_vendor_dir(env), secure_cookies=args.secure_cookies,
-        async_mode="threading", user_cache_users=args.user_cache,
+        async_mode="threading", user_cache_users=args.user_cache, trusted_proxies=args.trusted_proxies,
+        sockets=socket_limits(args),
         **({"events_topic": args.events_topic} if args.events_topic else {}))
 
 
@@ -142,6 +162,10 @@ def _accounts_parser() -> argparse.ArgumentParser:
     s.add_argument("--users", type=_positive, default=100_000, help="the generator's --users (%(default)s)")
     s.add_argument("--seed", type=int, default=1, help="the generator's --seed (%(default)s)")
     s.add_argument("--count", type=_positive, default=3, help="demo user accounts (%(default)s)")
+    d = sub.add_parser("delete", help="delete an account; every session of it ends")
+    d.add_argument("username")
+    o = sub.add_parser("logout", help="end every session of an account (it can log in again)")
+    o.add_argument("username")
     return p
 
 
@@ -158,6 +182,11 @@ def _accounts(args: argparse.Namespace) -> int:
             account = accounts.create(store, args.username, password, args.role, args.user_id, args.overwrite)
             print(f"account {account.username} ({account.role}"
                   f"{f', user {account.user_id}' if account.user_id else ''}) written")
+            return 0
+        if args.action in ("delete", "logout"):
+            (accounts.delete if args.action == "delete" else accounts.end_sessions)(store, args.username)
+            print(f"account {args.username}: {'deleted' if args.action == 'delete' else 'logged out'}; "
+                  "its sessions end within a second")
             return 0
         path = var / "secrets" / "demo-accounts.json"
         seeded = accounts.seed(store, path, args.users, args.seed, args.count)

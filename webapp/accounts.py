@@ -1,5 +1,7 @@
-"""Accounts (Q0): a user name, a hashed password (werkzeug scrypt), a role, and for role `user` the
-simulated user id whose portfolio the account sees. Demo seeding for `bin/stockafolio run`."""
+"""Accounts (Q0): a user name, a hashed password (werkzeug scrypt), a role, for role `user` the
+simulated user id whose portfolio the account sees, and a session epoch: a session is valid while
+the epoch it was issued with is the account's (webapp.auth). Writing an account (a new password or
+role) or logging out gives it a new epoch. Demo seeding for `bin/stockafolio run`."""
 
 from __future__ import annotations
 
@@ -35,6 +37,12 @@ class Account:
     username: str
     role: Role
     user_id: int | None
+    epoch: int = 0  # the session epoch this login was issued with
+
+
+def new_epoch() -> int:
+    """A fresh session epoch: random, so no coordination is needed between hosts (a positive bigint)."""
+    return secrets.randbits(62) + 1
 
 
 def validate(username: str, password: str, role: str, user_id: int | None) -> None:
@@ -55,7 +63,7 @@ def create(store, username: str, password: str, role: str, user_id: int | None,
     """Validate and write an account; refuses a taken name unless `overwrite`."""
     validate(username, password, role, user_id)
     written = store.put_account(username, user_id, generate_password_hash(password, method=method), role,
-                                datetime.now(UTC), overwrite=overwrite)
+                                datetime.now(UTC), overwrite=overwrite, epoch=new_epoch())
     if not written:
         raise AccountError(f"user name {username!r} is taken (use --overwrite to replace it)")
     return Account(username, role, user_id)  # type: ignore[arg-type]
@@ -71,7 +79,18 @@ def authenticate(store, username: str, password: str) -> Account | None:
         return None
     if row.get("role") not in ROLES:
         return None
-    return Account(row["username"], row["role"], row["user_id"])
+    return Account(row["username"], row["role"], row["user_id"], row.get("session_epoch") or 0)
+
+
+def delete(store, username: str) -> None:
+    """Delete an account: every session of it ends (within a second on every web process)."""
+    if not store.delete_account(username):
+        raise AccountError(f"no account named {username!r}")
+
+
+def end_sessions(store, username: str) -> None:
+    """Log the account out everywhere: a new session epoch."""
+    store.end_sessions(username, new_epoch())
 
 
 # ---------------------------------------------------------------- demo accounts

@@ -22,7 +22,9 @@ NIGHTLY_VIEWS = ("symbols", "sectors", "minutes", "portfolio_sizes", "holdings_c
                  "sector_exposure")
 SYMBOL_SORTS = ("trades", "notional", "net_flow")
 TOP_METRICS = ("trades", "notional")
-_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# ASCII digits only: `\d` would also take other scripts' digits (full-width U+FF15), which int() reads
+_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_INT = re.compile(r"[0-9]{1,6}")
 _SYMBOL = re.compile(r"^[A-Z][A-Z0-9.\-]{0,9}$")
 
 
@@ -50,7 +52,7 @@ def day_param() -> date:
     text = request.args.get("day")
     if text is None or text == "":
         return now().date()
-    if not _DAY.match(text):
+    if not _DAY.fullmatch(text):
         raise BadParameter(f"day must be YYYY-MM-DD, got {text[:40]!r}")
     try:
         day = date.fromisoformat(text)
@@ -63,7 +65,7 @@ def int_param(name: str, default: int, lo: int, hi: int) -> int:
     text = request.args.get(name)
     if text is None or text == "":
         return default
-    if not re.fullmatch(r"\d{1,6}", text):
+    if not _INT.fullmatch(text):
         raise BadParameter(f"{name} must be a whole number from {lo} to {hi}, got {text[:40]!r}")
     value = int(text)
     if not lo <= value <= hi:

@@ -24,17 +24,21 @@ T = TypeVar("T")
 
 
 class UserRows:
-    """user id -> {query key -> rows}, least recently used users evicted beyond `max_users`.
+    """user id -> {query key -> rows}, least recently used users evicted beyond `max_users`, and a
+    user's least recently used keys beyond `max_keys` (each `?day=` asked for is a key: without that
+    bound one user could fill a process's memory by walking the calendar).
 
     A read that started before an invalidation of its user is not stored (each miss leaves a ticket
     that an invalidation removes), so an event can never be overtaken by the read it invalidates."""
 
     def __init__(self, max_users: int = 20_000, ttl_s: float = 10.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.max_users, self.ttl_s, self.clock = max_users, ttl_s, clock
+                 clock: Callable[[], float] = time.monotonic, max_keys: int = 8) -> None:
+        self.max_users, self.ttl_s, self.clock, self.max_keys = max_users, ttl_s, clock, max_keys
         self._lock = threading.Lock()
-        # user id -> key -> (ticket, stored at, value or None while loading, version)
-        self._users: OrderedDict[int, dict[Hashable, tuple[object, float, Any, Hashable]]] = OrderedDict()
+        # user id -> key (least recently used first) -> (ticket, stored at, value or None while loading,
+        # version)
+        self._users: OrderedDict[int, OrderedDict[Hashable, tuple[object, float, Any, Hashable]]] = \
+            OrderedDict()
         self.enabled = False
         self.hits = self.misses = self.invalidations = 0
 
@@ -51,14 +55,18 @@ class UserRows:
                 found = entries.get(key)
                 if (found is not None and found[2] is not None and found[3] == version
                         and started - found[1] < self.ttl_s):
+                    entries.move_to_end(key)
                     self.hits += 1
                     return found[2]
             else:
-                entries = self._users[user_id] = {}
+                entries = self._users[user_id] = OrderedDict()
                 while len(self._users) > self.max_users:
                     self._users.popitem(last=False)
             ticket = object()
             entries[key] = (ticket, started, None, version)
+            entries.move_to_end(key)
+            while len(entries) > self.max_keys:
+                entries.popitem(last=False)
             self.misses += 1
         value = load()  # outside the lock: a Cassandra read
         with self._lock:
@@ -84,6 +92,35 @@ class UserRows:
         with self._lock:
             return {"users": len(self._users), "hits": self.hits, "misses": self.misses,
                     "invalidations": self.invalidations, "enabled": int(self.enabled)}
+
+
+class Expiring:
+    """key -> value, each trusted for `ttl_s`, the least recently stored evicted beyond `max_keys`
+    (the accounts' session epochs: webapp.store.Store.session_state)."""
+
+    def __init__(self, ttl_s: float, max_keys: int = 50_000,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl_s, self.max_keys, self.clock = ttl_s, max_keys, clock
+        self._lock = threading.Lock()
+        self._values: OrderedDict[Hashable, tuple[float, Any]] = OrderedDict()
+
+    def get(self, key: Hashable, load: Callable[[], T]) -> T:
+        now = self.clock()
+        with self._lock:
+            found = self._values.get(key)
+        if found is not None and now - found[0] < self.ttl_s:
+            return found[1]
+        value = load()
+        with self._lock:
+            self._values[key] = (now, value)
+            self._values.move_to_end(key)
+            while len(self._values) > self.max_keys:
+                self._values.popitem(last=False)
+        return value
+
+    def forget(self, key: Hashable) -> None:
+        with self._lock:
+            self._values.pop(key, None)
 
 
 class Shared:

@@ -1,5 +1,7 @@
 """Live pushes over Socket.IO. A socket joins `user:<id>` or `firm` at connect (a logged-in session and
-an allowed Origin are required) and never changes room: no client event is handled at all.
+an allowed Origin are required, already before Engine.IO sees the request: webapp.sockets) and never
+changes room: no client event is handled at all. An open socket whose session ends (logout, new
+password or role, deleted account, in any process) is closed within `RECHECK_S`.
 
 Two background tasks per web process, both emitting only to that process's own sockets:
 - `portfolio`: every process reads the whole `portfolio-events` topic (assigned all partitions, no
@@ -19,6 +21,7 @@ Two background tasks per web process, both emitting only to that process's own s
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import warnings
 from collections.abc import Callable
@@ -34,6 +37,7 @@ with warnings.catch_warnings():
     from flask_socketio import SocketIO, join_room
 
 from webapp import valuation
+from webapp.accounts import Account
 from webapp.api import activity_row, batch_row
 from webapp.auth import current_account
 from webapp.store import DataUnavailable, Store
@@ -41,7 +45,40 @@ from webapp.store import DataUnavailable, Store
 LOG = logging.getLogger(__name__)
 socketio = SocketIO()
 PERIOD_S = 1.0
+RECHECK_S = 5.0   # how often the sessions of this process's open sockets are checked again
 FIRM_ROOM = "firm"
+
+
+class Sessions:
+    """sid -> the account each open socket of this process connected with (and its epoch)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_sid: dict[str, Account] = {}
+
+    def add(self, sid: str, account: Account) -> None:
+        with self._lock:
+            self._by_sid[sid] = account
+
+    def remove(self, sid: str) -> None:
+        with self._lock:
+            self._by_sid.pop(sid, None)
+
+    def ended(self, store: Store) -> list[str]:
+        """The sockets whose session is no longer the account's (one cached read per account)."""
+        with self._lock:
+            sockets = list(self._by_sid.items())
+        states: dict[str, object] = {}
+        out = []
+        for sid, a in sockets:
+            if a.username not in states:
+                states[a.username] = store.session_state(a.username)
+            if states[a.username] != (a.role, a.user_id, a.epoch):
+                out.append(sid)
+        return out
+
+
+SESSIONS = Sessions()
 
 
 def user_room(user_id: int) -> str:
@@ -58,8 +95,14 @@ def _connect(auth: Any = None) -> None:
     if origin is not None and origin not in settings.allowed_origins:
         raise ConnectionRefusedError("origin not allowed")
     join_room(FIRM_ROOM if account.role == "firm" else user_room(account.user_id))
+    SESSIONS.add(request.sid, account)  # type: ignore[attr-defined]
     if settings.live_tasks:
         start_tasks(current_app._get_current_object())  # type: ignore[attr-defined]
+
+
+@socketio.on("disconnect")
+def _disconnect(reason: Any = None) -> None:
+    SESSIONS.remove(request.sid)  # type: ignore[attr-defined]
 
 
 _started: set[int] = set()
@@ -112,6 +155,7 @@ class Pusher:
         self.sent_minute: Any = None
         self.users = Coalescer()
         self.warned_at = -1e18
+        self.rechecked_at = time.monotonic()
 
     def market_tick(self) -> None:
         prices, as_of = self.store.prices()
@@ -121,6 +165,15 @@ class Pusher:
             self.sent_prices.update(changed)
         if local_room_size(self.io, FIRM_ROOM):
             self._firm()
+
+    def recheck_sessions(self, sessions: Sessions = SESSIONS) -> None:
+        """Close the sockets whose session ended since they connected (checked every RECHECK_S)."""
+        if time.monotonic() - self.rechecked_at < RECHECK_S:
+            return
+        self.rechecked_at = time.monotonic()
+        for sid in sessions.ended(self.store):
+            sessions.remove(sid)
+            self.io.server.disconnect(sid)
 
     def _firm(self) -> None:
         day = self.clock().date()
@@ -167,6 +220,7 @@ class Pusher:
     def run_market(self) -> None:
         while True:
             self._guarded(self.market_tick)
+            self._guarded(self.recheck_sessions)
             self.io.sleep(PERIOD_S)
 
     def _guarded(self, tick: Callable[[], None]) -> None:

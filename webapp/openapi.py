@@ -49,7 +49,7 @@ BATCH = _obj({"batch_id": INT, "finished_at": _opt(TIME), "input_rows": _opt(INT
 ERROR = _obj({"error": _obj({"status": INT, "message": STR})})
 
 P_DAY = {"name": "day", "in": "query", "required": False, "description": "UTC day, default today",
-         "schema": {"type": "string", "format": "date", "pattern": r"^\d{4}-\d{2}-\d{2}$"}}
+         "schema": {"type": "string", "format": "date", "pattern": r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"}}
 
 
 P_FRESH = {"name": "fresh", "in": "query", "required": False,

@@ -9,7 +9,7 @@ from pathlib import Path
 from flask import Blueprint, abort, current_app, render_template, send_from_directory
 from flask.typing import ResponseReturnValue
 
-from webapp.auth import firm_required, login_required
+from webapp.auth import firm_required, user_page
 
 bp = Blueprint("pages", __name__)
 
@@ -29,7 +29,7 @@ def default_vendor_dir(cache: Path) -> Path:
 
 
 @bp.get("/me")
-@login_required
+@user_page  # a firm account has no portfolio: it is sent to /firm
 def user_dashboard() -> ResponseReturnValue:
     return render_template("user.html")
 

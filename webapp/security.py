@@ -1,24 +1,22 @@
-"""CSRF protection, login rate limiting, cookie flags and response headers, wired in one place."""
+"""CSRF protection, the client address behind trusted proxies, cookie flags and response headers,
+wired in one place (the login limit is webapp.login_limit)."""
 
 from __future__ import annotations
 
-from flask import Flask, Response, abort, request
-from flask_limiter import Limiter
-from flask_limiter.util import get_remote_address
+from urllib.parse import urlsplit
+
+from flask import Flask, Response, abort, current_app, request
 from flask_wtf.csrf import CSRFProtect
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from webapp.settings import WebSettings
 
 csrf = CSRFProtect()
-# Per process (memory storage): with N web processes an attacker gets at most N times the limit.
-limiter = Limiter(key_func=get_remote_address, storage_uri="memory://", default_limits=[],
-                  headers_enabled=True)
 
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
-       "connect-src 'self' ws: wss:; object-src 'none'; base-uri 'self'; form-action 'self'; "
+       "connect-src {connect}; object-src 'none'; base-uri 'self'; form-action 'self'; "
        "frame-ancestors 'none'")
 HEADERS = {
-    "Content-Security-Policy": CSP,
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "same-origin",
@@ -41,12 +39,31 @@ def init_app(app: Flask, settings: WebSettings) -> None:
         MAX_CONTENT_LENGTH=settings.max_content_length,
         WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the session
         WTF_CSRF_SSL_STRICT=settings.secure_cookies,
-        RATELIMIT_ENABLED=True,
     )
+    app.config["STOCKAFOLIO_CSP"] = csp(settings.allowed_origins)
     csrf.init_app(app)
-    limiter.init_app(app)
     app.before_request(_refuse_oversized)
     app.after_request(_headers)
+
+
+def csp(allowed_origins: tuple[str, ...]) -> str:
+    """The policy: `connect-src 'self'` plus the WebSocket form of the origins the dashboards are
+    served from (the socket's own origin; 'self' covers it in current browsers, older Safari needs
+    it spelled out). Never `ws:`/`wss:` alone, which would allow a socket to any host."""
+    sockets = []
+    for origin in allowed_origins:
+        parts = urlsplit(origin)
+        if parts.scheme in ("http", "https") and parts.netloc:
+            sockets.append(f"{'wss' if parts.scheme == 'https' else 'ws'}://{parts.netloc}")
+    return CSP.format(connect=" ".join(["'self'", *dict.fromkeys(sockets)]))
+
+
+def trust_proxies(app: Flask, hops: int) -> None:
+    """Take the client address from X-Forwarded-For through `hops` trusted proxies (0: the TCP peer;
+    1 behind the cluster's nginx, which sets the header from the load balancer's). Must wrap every
+    other middleware: the Socket.IO gate counts sockets per client address too."""
+    if hops > 0:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops)  # type: ignore[method-assign]
 
 
 def _refuse_oversized() -> None:
@@ -57,6 +74,7 @@ def _refuse_oversized() -> None:
 
 
 def _headers(response: Response) -> Response:
+    response.headers.setdefault("Content-Security-Policy", current_app.config["STOCKAFOLIO_CSP"])
     for name, value in HEADERS.items():
         response.headers.setdefault(name, value)
     if request.path.startswith("/api/") or request.path in ("/login", "/me", "/firm"):

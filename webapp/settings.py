@@ -16,11 +16,22 @@ AsyncMode = Literal["threading", "gevent"]
 
 @dataclass(frozen=True)
 class RateLimits:
-    """Flask-Limiter strings ("N per period")."""
+    """Failed logins allowed per `window_s` (a sliding window, counted in Cassandra, so one limit
+    holds across every process and web host; webapp.login_limit)."""
 
-    login: str = "10 per minute"        # per client IP + user name, POST /login only
-    login_ip: str = "60 per minute"     # per client IP, whatever the user names tried
-    api: str | None = None              # per session on /api (None: unlimited; the load test needs it)
+    login: int = 10          # per client address + user name
+    login_ip: int = 60       # per client address, whatever the user names tried
+    window_s: int = 60
+
+
+@dataclass(frozen=True)
+class SocketLimits:
+    """Open Socket.IO sockets per process. Each one holds a worker thread (simple-websocket), so the
+    total stays below the thread pool, leaving threads for HTTP requests."""
+
+    per_account: int = 5      # every session (tab, device) of one account together
+    per_address: int = 20     # one client address (after the trusted proxy hops)
+    total: int = 40           # this process (python -m webapp: threads minus a reserve for HTTP)
 
 
 @dataclass(frozen=True)
@@ -44,6 +55,9 @@ class WebSettings:
     shared_ttl_s: float = 1.0             # the firm's views (Q5-Q10), the same for every analyst
     user_cache_users: int = 20_000        # users whose Q1-Q3 rows a process keeps until their next
     user_cache_ttl_s: float = 10.0        # portfolio event, at most this long (0 users: no cache)
+    session_check_ttl_s: float = 1.0      # how long a process trusts an account's session epoch
+    trusted_proxies: int = 0              # X-Forwarded-For hops to trust for the client address
+    sockets: SocketLimits = field(default_factory=SocketLimits)
     async_mode: AsyncMode = "threading"
     live_tasks: bool = True               # start the Kafka/Cassandra push tasks (off in unit tests)
     testing: bool = False

@@ -27,7 +27,7 @@ from cassandra.query import PreparedStatement, dict_factory
 from stockafolio import cql
 from stockafolio.errors import StockafolioError
 from stockafolio.settings import CassandraEndpoint
-from webapp.cache import Shared, UserRows
+from webapp.cache import Expiring, Shared, UserRows
 
 LOG = logging.getLogger(__name__)
 MARKET = "us"                  # the one partition of Q4 (see streaming/store.py)
@@ -40,12 +40,20 @@ _FAILURES = (NoHostAvailable, OperationTimedOut, ReadTimeout, WriteTimeout, Unav
 
 # name -> CQL ({ks} is the validated keyspace); prepared once per session.
 QUERIES: dict[str, str] = {
-    "account": "SELECT username, user_id, password_hash, role FROM {ks}.accounts_by_username "
+    "account": "SELECT username, user_id, password_hash, role, session_epoch FROM {ks}.accounts_by_username "
                "WHERE username = ?",
     "put_account": "INSERT INTO {ks}.accounts_by_username (username, user_id, password_hash, role, "
-                   "created_at) VALUES (?, ?, ?, ?, ?)",
+                   "created_at, session_epoch) VALUES (?, ?, ?, ?, ?, ?)",
     "add_account": "INSERT INTO {ks}.accounts_by_username (username, user_id, password_hash, role, "
-                   "created_at) VALUES (?, ?, ?, ?, ?) IF NOT EXISTS",
+                   "created_at, session_epoch) VALUES (?, ?, ?, ?, ?, ?) IF NOT EXISTS",
+    "delete_account": "DELETE FROM {ks}.accounts_by_username WHERE username = ? IF EXISTS",
+    "session_state": "SELECT role, user_id, session_epoch FROM {ks}.accounts_by_username WHERE username = ?",
+    # LWT: a plain UPDATE of a deleted account would bring back a row holding only the epoch
+    "end_sessions": "UPDATE {ks}.accounts_by_username SET session_epoch = ? WHERE username = ? IF EXISTS",
+    "login_failures": "SELECT window FROM {ks}.login_failures_by_key_window "
+                      "WHERE key = ? AND window IN (?, ?)",
+    "login_failure": "INSERT INTO {ks}.login_failures_by_key_window (key, window, at) VALUES (?, ?, now()) "
+                     "USING TTL ?",
     # only what the API shows: statics come back on every row, so `*` would decode ~30 columns a row
     "portfolio": "SELECT symbol, quantity, cost_basis_cents, avg_cost, realized_pnl_cents, last_price, "
                  "last_trade_time, cash_cents, realized_pnl_total_cents, equity_cents, day, "
@@ -83,6 +91,7 @@ class Store:
     def __init__(self, endpoint: CassandraEndpoint, keyspace: str, timeout_s: float = 3.0,
                  retry_s: float = 5.0, prices_ttl_s: float = 1.0, shared_ttl_s: float = 1.0,
                  user_cache_users: int = 20_000, user_cache_ttl_s: float = 10.0,
+                 session_check_ttl_s: float = 1.0,
                  connect: Callable[..., tuple[Cluster, Session]] | None = None) -> None:
         self.endpoint, self.keyspace = endpoint, cql.check_identifier(keyspace)
         self.timeout_s, self.retry_s, self.prices_ttl_s = timeout_s, retry_s, prices_ttl_s
@@ -99,6 +108,8 @@ class Store:
         # reads the events), and the firm's views shared by every analyst for `shared_ttl_s`
         self.user_rows = UserRows(user_cache_users, user_cache_ttl_s)
         self.shared = Shared(shared_ttl_s)
+        # username -> (role, user_id, session epoch) or None, trusted `session_check_ttl_s`
+        self.sessions = Expiring(session_check_ttl_s)
 
     # ------------------------------------------------------------ session life cycle
 
@@ -173,11 +184,43 @@ class Store:
         return rows[0] if rows else None
 
     def put_account(self, username: str, user_id: int | None, password_hash: str, role: str,
-                    now: datetime, overwrite: bool = True) -> bool:
-        """Write an account; with overwrite=False only if the name is free (returns False if taken)."""
+                    now: datetime, overwrite: bool = True, epoch: int = 0) -> bool:
+        """Write an account; with overwrite=False only if the name is free (returns False if taken).
+        `epoch` is its new session epoch: an overwrite ends every session of the old one."""
         rows = self._run("put_account" if overwrite else "add_account", username, user_id, password_hash,
-                         role, now)
+                         role, now, epoch)
+        self.sessions.forget(username)
         return overwrite or bool(rows and rows[0].get("[applied]"))
+
+    def delete_account(self, username: str) -> bool:
+        """Delete an account (its sessions end with it); False if there was none."""
+        rows = self._run("delete_account", username)
+        self.sessions.forget(username)
+        return bool(rows and rows[0].get("[applied]"))
+
+    def session_state(self, username: str) -> tuple[str, int | None, int] | None:
+        """(role, user_id, session epoch) of an account, None if it does not exist; each process
+        trusts a read for `session_check_ttl_s` (1 s), so a logout elsewhere holds within that."""
+        def load() -> tuple[str, int | None, int] | None:
+            rows = self._run("session_state", username)
+            if not rows or rows[0].get("role") is None:
+                return None
+            return rows[0]["role"], rows[0].get("user_id"), rows[0].get("session_epoch") or 0
+        return self.sessions.get(username, load)
+
+    def end_sessions(self, username: str, epoch: int) -> None:
+        """Give the account a new session epoch: every session issued before ends."""
+        self._run("end_sessions", epoch, username)
+        self.sessions.forget(username)
+
+    def login_failures(self, key: str, window: int) -> tuple[int, int]:
+        """Failed logins of `key` in window `window` and in the one before (Q12)."""
+        rows = self._run("login_failures", key, window - 1, window)
+        current = sum(1 for r in rows if r["window"] == window)
+        return current, len(rows) - current
+
+    def note_login_failure(self, key: str, window: int, ttl_s: int) -> None:
+        self._run("login_failure", key, window, ttl_s)
 
     def _own(self, name: str, user_id: int, *params: Any) -> list[dict[str, Any]]:
         """Q1-Q3: one user's rows, through the per-user cache (a copy of the list: callers may extend

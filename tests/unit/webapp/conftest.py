@@ -28,7 +28,7 @@ class FakeStore:
     def __init__(self) -> None:
         fast = "pbkdf2:sha256:1000"
         self.accounts: dict[str, dict[str, Any]] = {
-            name: {"username": name, "user_id": uid, "role": role,
+            name: {"username": name, "user_id": uid, "role": role, "session_epoch": 1,
                    "password_hash": generate_password_hash(PASSWORD, method=fast)}
             for name, uid, role in (("alice", USER_A, "user"), ("bob", USER_B, "user"),
                                     ("analyst", None, "firm"))}
@@ -44,6 +44,7 @@ class FakeStore:
         }
         self.down = False
         self.calls: list[tuple] = []
+        self.failures: dict[tuple[str, int], int] = {}  # Q12: (key, window) -> failed logins
 
     def _check(self, *call: Any) -> None:
         self.calls.append(call)
@@ -54,13 +55,36 @@ class FakeStore:
         self._check("account", username)
         return self.accounts.get(username)
 
-    def put_account(self, username, user_id, password_hash, role, now, overwrite=True):
+    def put_account(self, username, user_id, password_hash, role, now, overwrite=True, epoch=0):
         self._check("put_account", username)
         if not overwrite and username in self.accounts:
             return False
         self.accounts[username] = {"username": username, "user_id": user_id, "role": role,
-                                   "password_hash": password_hash}
+                                   "password_hash": password_hash, "session_epoch": epoch}
         return True
+
+    def delete_account(self, username):
+        self._check("delete_account", username)
+        return self.accounts.pop(username, None) is not None
+
+    def session_state(self, username):
+        """Uncached: every request sees a change at once (the real store trusts a read for 1 s)."""
+        self._check("session_state", username)
+        row = self.accounts.get(username)
+        return None if row is None else (row["role"], row["user_id"], row.get("session_epoch") or 0)
+
+    def end_sessions(self, username, epoch):
+        self._check("end_sessions", username)
+        if username in self.accounts:
+            self.accounts[username]["session_epoch"] = epoch
+
+    def login_failures(self, key, window):
+        self._check("login_failures", key)
+        return self.failures.get((key, window), 0), self.failures.get((key, window - 1), 0)
+
+    def note_login_failure(self, key, window, ttl_s):
+        self._check("note_login_failure", key)
+        self.failures[(key, window)] = self.failures.get((key, window), 0) + 1
 
     def marked(self, user_id, mark):
         return mark(self.portfolio(user_id), *self.prices())
@@ -155,7 +179,7 @@ def store() -> FakeStore:
 @pytest.fixture()
 def settings() -> WebSettings:
     return WebSettings(secret_key="test-secret", testing=True, live_tasks=False,
-                       rate_limits=RateLimits(login="3 per minute", login_ip="100 per minute"))
+                       rate_limits=RateLimits(login=3, login_ip=100))
 
 
 @pytest.fixture()

@@ -47,8 +47,27 @@ def test_create_validates_and_refuses_a_taken_name():
         accounts.create(store, "alice", "long enough pw", "user", 5, method=FAST)
     accounts.create(store, "dave", "long enough pw", "user", 5, method=FAST)
     assert store.accounts["dave"]["password_hash"].startswith("pbkdf2:")
-    assert accounts.authenticate(store, "dave", "long enough pw") == accounts.Account("dave", "user", 5)
+    epoch = store.accounts["dave"]["session_epoch"]
+    assert epoch > 0
+    dave = accounts.Account("dave", "user", 5, epoch)
+    assert accounts.authenticate(store, "dave", "long enough pw") == dave
     assert accounts.authenticate(store, "dave", "wrong password") is None
+
+
+def test_overwriting_logging_out_or_deleting_an_account_changes_its_session_epoch():
+    """A new password or role, a logout everywhere and a deletion all end the sessions issued before."""
+    store = FakeStore()
+    accounts.create(store, "dave", "long enough pw", "user", 5, method=FAST)
+    first = store.session_state("dave")
+    accounts.create(store, "dave", "another long pw", "firm", None, overwrite=True, method=FAST)
+    second = store.session_state("dave")
+    assert second[:2] == ("firm", None) and second[2] != first[2]
+    accounts.end_sessions(store, "dave")
+    assert store.session_state("dave")[2] not in (first[2], second[2])
+    accounts.delete(store, "dave")
+    assert store.session_state("dave") is None
+    with pytest.raises(accounts.AccountError, match="no account"):
+        accounts.delete(store, "dave")
 
 
 def test_default_hash_is_scrypt():

@@ -114,7 +114,10 @@ def test_firm_views(as_analyst):
 
 
 @pytest.mark.parametrize("query", ["day=2026-13-01", "day=yesterday", "day=2026-1-1", "day=20261-01-01",
-                                   "limit=0", "limit=501", "limit=abc", "limit=-1", "limit=1e3"])
+                                   "limit=0", "limit=501", "limit=abc", "limit=-1", "limit=1e3",
+                                   # digits of other scripts: \\d and int() take them, the API must not
+                                   "limit=%EF%BC%95", "limit=%D9%A5", "limit=1%E0%A5%A8", "limit=%20%205",
+                                   "day=%EF%BC%92026-01-01", "day=2026-01-%D9%A1%D9%A1"])
 def test_bad_user_parameters_are_400(as_alice, query):
     path = "/api/v1/portfolio/equity" if query.startswith("day") else "/api/v1/portfolio/trades"
     r = as_alice.get(f"{path}?{query}")

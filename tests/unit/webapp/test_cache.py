@@ -107,3 +107,41 @@ def test_shared_values_live_for_their_ttl():
     assert shared.get("k", load) == "b"
     assert Shared(ttl_s=0, clock=clock).get("k", lambda: "fresh") == "fresh"
     assert len(calls) == 2
+
+
+def test_a_user_holds_a_bounded_number_of_keys_least_recently_used_evicted():
+    """Each `?day=` was a new entry with no cap (100,000 days: 25 MB for one user in one process)."""
+    cache = UserRows(ttl_s=10, clock=Clock(), max_keys=4)
+    cache.enable(True)
+    for day in range(1000):
+        cache.get(1, ("equity", day), lambda day=day: [day] * 10)
+    assert len(cache._users[1]) == 4
+    load, calls = loader(["again"])
+    cache.get(1, ("equity", 999), load)  # still held: no read
+    assert calls == []
+    cache.get(1, ("equity", 0), load)    # long evicted: read again
+    assert calls == [1]
+
+
+def test_walking_the_calendar_through_the_api_keeps_the_cache_bounded(monkeypatch):
+    """The real store behind the API, its Cassandra reads faked: 300 distinct `?day=` for one user."""
+    from datetime import date, timedelta
+
+    from tests.unit.webapp.conftest import PASSWORD, FakeStore, login
+    from webapp import create_app
+    from webapp.settings import WebSettings
+    from webapp.store import Store
+
+    accounts = FakeStore()
+    store = Store(None, "ks")  # type: ignore[arg-type]  # never connects: _run is faked
+    store.user_rows.enable(True)
+    monkeypatch.setattr(store, "_run", lambda name, *params: [])
+    for name in ("account", "session_state", "login_failures", "note_login_failure", "end_sessions"):
+        monkeypatch.setattr(store, name, getattr(accounts, name))
+    app = create_app(WebSettings(secret_key="k", testing=True, live_tasks=False), store=store)
+    with app.test_client() as c:
+        assert login(c, "alice", PASSWORD).status_code == 302
+        for back in range(300):
+            day = date(2026, 11, 20) - timedelta(days=back)
+            assert c.get(f"/api/v1/portfolio/equity?day={day}").status_code == 200
+    assert sum(len(keys) for keys in store.user_rows._users.values()) <= store.user_rows.max_keys

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from stack import tools
+from tests.unit.webapp.conftest import FakeStore
 from webapp import create_app, pages
 from webapp.settings import WebSettings
 
@@ -29,13 +30,18 @@ def vendor(tmp_path: Path) -> Path:
 
 @pytest.fixture()
 def pages_client(vendor: Path):
-    app = create_app(WebSettings(testing=True, live_tasks=False, vendor_dir=vendor, keyspace="unused"))
+    store = FakeStore()
+    for role in ("user", "firm"):
+        store.accounts[f"a{role}"] = {"username": f"a{role}", "role": role, "session_epoch": 3,
+                                      "user_id": 7 if role == "user" else None}
+    app = create_app(WebSettings(testing=True, live_tasks=False, vendor_dir=vendor), store=store)
     return app.test_client()
 
 
 def log_in(client, role: str) -> None:
     with client.session_transaction() as session:
-        session["account"] = {"username": f"a{role}", "role": role, "user_id": 7 if role == "user" else None}
+        session["account"] = {"username": f"a{role}", "role": role, "user_id": 7 if role == "user" else None,
+                              "epoch": 3}
 
 
 def test_dashboards_need_a_login(pages_client) -> None:
@@ -63,6 +69,23 @@ def test_firm_analyst_sees_the_firm_dashboard(pages_client) -> None:
     html = r.get_data(as_text=True)
     assert 'id="activity-chart"' in html and 'id="nightly-views"' in html
     assert 'href="/firm"' in html and 'href="/me"' not in html
+
+
+def test_every_page_checks_the_role(pages_client) -> None:
+    """The analyst has no portfolio: /me sends it to the firm dashboard instead of a page whose data
+    calls all answer 403 (and a user gets a 403 page on /firm, above)."""
+    log_in(pages_client, "firm")
+    r = pages_client.get("/me")
+    assert r.status_code == 302 and r.headers["Location"] == "/firm"
+
+
+def test_a_session_without_an_epoch_or_with_an_old_one_is_no_login(pages_client) -> None:
+    with pages_client.session_transaction() as session:
+        session["account"] = {"username": "auser", "role": "user", "user_id": 7}  # issued before epochs
+    assert pages_client.get("/me").headers["Location"].startswith("/login?next=")
+    with pages_client.session_transaction() as session:
+        session["account"] = {"username": "auser", "role": "user", "user_id": 7, "epoch": 2}
+    assert pages_client.get("/me").headers["Location"].startswith("/login?next=")
 
 
 def test_pages_load_only_local_scripts_and_carry_a_csrf_logout(pages_client) -> None:
