@@ -448,6 +448,22 @@ def local_read_conf(configured: str, local_slots: int) -> dict[str, str]:
     return {"spark.cassandra.concurrent.reads": str(max(1, LOCAL_JOIN_READS // local_slots))}
 
 
+def executor_work(configured: str, local_slots: int, write_users: int | None,
+                  read_users: int | None) -> dict[str, int]:
+    """Which batches the executors read and write for (`JobSettings.executor_write_users`,
+    `driver_read_users`): as given, else 5,000 / 10,000 users on a cluster, where the executors add
+    cores, and never with a local master, where they share the driver's. Measured on this 2-core
+    machine (bench/results/streaming_cost.md, step 3, 10,000,000 users): at 20,000 trades/s offered
+    the job processed 5,469 trades/s with every read and write in the driver against 4,612 with the
+    executors' (0.28 against 0.35 CPU ms a trade); at 2,000 trades/s the first batch of 5,000 users
+    waited 6 s for the executors' Python workers to start, and the latency of the batches behind it
+    went to 11 s."""
+    local = configured.startswith("local")
+    never = 10**9
+    return {"executor_write_users": write_users if write_users is not None else (never if local else 5_000),
+            "driver_read_users": read_users if read_users is not None else (never if local else 10_000)}
+
+
 def _settings(args: argparse.Namespace, endpoints: Endpoints, var: Path) -> JobSettings:
     return JobSettings(
         kafka_bootstrap=endpoints.kafka.bootstrap_servers, kafka_auth=endpoints.kafka.auth,
@@ -456,8 +472,9 @@ def _settings(args: argparse.Namespace, endpoints: Endpoints, var: Path) -> JobS
         checkpoint=args.checkpoint or str(var / "data" / "streaming" / "checkpoint"),
         trades_topic=args.trades_topic, prices_topic=args.prices_topic, events_topic=args.events_topic,
         dead_letter_topic=args.dead_letter_topic, trigger_seconds=args.trigger_seconds,
-        views=not args.no_views, executor_write_users=args.executor_write_users,
-        driver_read_users=args.driver_read_users,
+        views=not args.no_views,
+        **executor_work(endpoints.spark.master, args.local_task_slots, args.executor_write_users,
+                        args.driver_read_users),
         write_partitions=args.write_partitions,
         max_offsets_per_trigger=args.max_offsets_per_trigger, seed=args.seed,
         state_cache_users=args.state_cache_users, kafka_read=args.kafka_read,
@@ -491,13 +508,15 @@ def _parser() -> argparse.ArgumentParser:
                         help="micro-batch interval (default: %(default)s)")
     parser.add_argument("--max-offsets-per-trigger", type=_positive, default=40_000,
                         help="trades per portfolio micro-batch at most (default: %(default)s)")
-    parser.add_argument("--executor-write-users", type=_positive, default=5_000,
+    parser.add_argument("--executor-write-users", type=_positive, default=None,
                         help="a batch touching at least this many users is written from the executors, "
-                             "in parallel; smaller ones from the driver (default: %(default)s)")
-    parser.add_argument("--driver-read-users", type=_non_negative, default=10_000,
+                             "in parallel; smaller ones from the driver (default: 5,000 with a cluster "
+                             "master; with a local one every batch from the driver)")
+    parser.add_argument("--driver-read-users", type=_non_negative, default=None,
                         help="a batch touching fewer users reads their state through the driver's "
                              "session, without a Spark job; larger ones through the connector's direct "
-                             "join on the executors (0: always the join; default: %(default)s)")
+                             "join on the executors (0: always the join; default: 10,000 with a cluster "
+                             "master; with a local one every batch through the driver)")
     parser.add_argument("--local-task-slots", type=_non_negative, default=2 * (os.cpu_count() or 1),
                         help="with a local Spark master: task threads of its executor, i.e. local[N] "
                              "(0: the stack's master as configured; default: twice the cores, "

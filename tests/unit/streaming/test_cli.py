@@ -52,3 +52,11 @@ def test_more_local_task_slots_mean_fewer_join_reads_per_task():
 
     assert local_read_conf("local[2]", 4) == {"spark.cassandra.concurrent.reads": "128"}
     assert local_read_conf("local[2]", 0) == {} == local_read_conf("spark://10.0.1.5:7077", 4)
+
+
+def test_executors_read_and_write_only_on_a_cluster_unless_told() -> None:
+    never = {"executor_write_users": 10**9, "driver_read_users": 10**9}
+    assert job.executor_work("local[2]", 4, None, None) == never == job.executor_work("local", 0, None, None)
+    assert job.executor_work("spark://10.0.1.5:7077", 4, None, None) == {
+        "executor_write_users": 5_000, "driver_read_users": 10_000}
+    assert job.executor_work("local[2]", 4, 1, 0) == {"executor_write_users": 1, "driver_read_users": 0}
