@@ -60,3 +60,31 @@ def test_executors_read_and_write_only_on_a_cluster_unless_told() -> None:
     assert job.executor_work("spark://10.0.1.5:7077", 4, None, None) == {
         "executor_write_users": 5_000, "driver_read_users": 10_000}
     assert job.executor_work("local[2]", 4, 1, 0) == {"executor_write_users": 1, "driver_read_users": 0}
+
+
+def test_the_collector_freezes_what_a_batch_leaves_and_collects_it_all_now_and_then() -> None:
+    import gc
+    import weakref
+
+    class Node:
+        pass
+
+    collector = job.Collector()
+    was_enabled = gc.isenabled()
+    gc.disable()  # no automatic collection in between: the test decides when one runs
+    try:
+        node = Node()
+        node.me = node  # a reference cycle: only the cycle collector frees it
+        gone = weakref.ref(node)
+        del node
+        collector.after_batch()
+        assert gc.get_freeze_count() > 0
+        gc.collect()
+        assert gone() is not None  # frozen: ordinary collections leave it alone
+        collector.batches = job.Collector.FULL_EVERY - 1
+        collector.after_batch()  # every FULL_EVERY batches: unfreeze, collect everything, freeze again
+        assert gone() is None and collector.batches == 0
+    finally:
+        gc.unfreeze()
+        if was_enabled:
+            gc.enable()
