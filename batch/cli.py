@@ -2,7 +2,11 @@
 
     python -m batch nightly   [--date YYYY-MM-DD] [--repair] [--keyspace K] [--bucket B] ...
     python -m batch ingest|views|reconcile|risk [--date ...]
-    python -m batch schedule  [--at 02:30] (runs `nightly` for yesterday every day at that UTC time)
+    python -m batch schedule  [--at 02:30] (runs `nightly` every day at that UTC time)
+
+--date defaults to the last complete market day in the archive: the market's clock is the latest
+price tick's event time (simulated by the generator), not the wall clock (batch/days.py). A day whose
+session has not ended by that clock is refused.
 
 Exit codes: 0 done, 1 a stage failed (one message naming what and why), 2 bad flags, 130 Ctrl-C.
 """
@@ -15,11 +19,11 @@ import sys
 import time
 import traceback
 from collections.abc import Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime
 from pathlib import Path
 
 from batch import schedule
-from batch.settings import BatchSettings
+from batch.settings import BatchError, BatchSettings
 from stockafolio.argtypes import non_negative_int as _non_negative
 from stockafolio.cql import check_identifier
 from stockafolio.errors import StockafolioError
@@ -28,10 +32,6 @@ from stockafolio.settings import Endpoints, default_keyspace, default_var_dir
 STAGE_NAMES = ("ingest", "views", "reconcile", "risk")
 NEEDS = {"ingest": ("s3", "hdfs"), "views": ("hdfs", "cassandra"), "reconcile": ("hdfs", "cassandra"),
          "risk": ("hdfs", "cassandra")}
-
-
-def yesterday() -> date:
-    return datetime.now(UTC).date() - timedelta(days=1)
 
 
 def _date(text: str) -> date:
@@ -59,7 +59,11 @@ def _money(text: str) -> float:
 
 def common_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--date", type=_date, default=None,
-                   help="the UTC day to process (default: yesterday, UTC)")
+                   help="the market day (UTC) to process (default: the last complete day in the archive, "
+                        "by the market's clock: the latest price tick)")
+    p.add_argument("--assume-complete", action="store_true",
+                   help="run --date even if the market's clock says its session has not ended (trading "
+                        "of that day is over all the same: a generator run that stopped early)")
     p.add_argument("--keyspace", help="Cassandra keyspace (default: $STOCKAFOLIO_KEYSPACE or stockafolio)")
     p.add_argument("--bucket", help="S3 archive bucket (default: the stack's archive bucket)")
     p.add_argument("--prefix", default="trades", help="key prefix of the trades in the bucket (trades)")
@@ -100,15 +104,47 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
-def settings_from(args: argparse.Namespace) -> BatchSettings:
+def settings_from(args: argparse.Namespace, day: date | None = None) -> BatchSettings:
+    """The settings of one run; `day` (else `--date`) must be known: see `market_day`."""
     endpoints = Endpoints.load(args.var or default_var_dir())
+    day = day or args.date
+    if day is None:
+        raise BatchError("no day to process: pass --date YYYY-MM-DD")
     return BatchSettings(
-        endpoints=endpoints, day=args.date or yesterday(),
+        endpoints=endpoints, day=day,
         keyspace=check_identifier(args.keyspace or default_keyspace()),
         bucket=args.bucket or endpoints.s3.archive_bucket, prefix=args.prefix, root=args.root,
         sp500=args.sp500, seed=args.seed,
         opening_cash_cents=None if args.opening_cash is None else round(args.opening_cash * 100),
         repair=getattr(args, "repair", False), groups=args.groups, driver_memory=args.driver_memory)
+
+
+def market_day(args: argparse.Namespace, stages: Sequence[str]) -> date:
+    """`--date`, checked to have ended by the market's clock (unless --assume-complete, or only ingest
+    runs); without it, the last complete day of the archive. Reads the archive's day folders (S3) and
+    the latest price tick (Cassandra), before Spark starts."""
+    from batch import days, services
+
+    endpoints = Endpoints.load(args.var or default_var_dir())
+    if args.date is not None and (args.assume_complete or list(stages) == ["ingest"]):
+        return args.date
+    bucket = args.bucket or endpoints.s3.archive_bucket
+    keyspace = check_identifier(args.keyspace or default_keyspace())
+    services.check_s3(endpoints)
+    services.check_cassandra(endpoints)
+    where = f"s3://{bucket}/{args.prefix.strip('/')}/"
+    archived = days.archived_days(services.archive_days(endpoints, bucket, args.prefix))
+    now = services.market_now(endpoints, keyspace)
+    if args.date is None:
+        day = days.default_day(archived, now, where)
+        say(day, f"the last complete market day in {where} ({_market(now)})")
+        return day
+    days.check_complete(args.date, now, archived, where)
+    return args.date
+
+
+def _market(now: datetime | None) -> str:
+    return "no price tick stored yet" if now is None else f"market clock {now:%Y-%m-%d %H:%M:%S} UTC"
 
 
 def say(day: date, message: str) -> None:
@@ -149,9 +185,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "schedule":
             return schedule.loop(args)
-        settings = settings_from(args)
         stages = ([s for s in STAGE_NAMES if s not in args.skip] if args.command == "nightly"
                   else [args.command])
+        settings = settings_from(args, market_day(args, stages))
         run(settings, stages)
         return 0
     except KeyboardInterrupt:

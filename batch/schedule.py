@@ -1,5 +1,6 @@
-"""`python -m batch schedule`: this machine's scheduler, a small loop that runs `nightly` for the
-previous UTC day every day at a fixed UTC time (a cluster uses cron instead, see ansible/roles/nightly).
+"""`python -m batch schedule`: this machine's scheduler, a small loop that runs `nightly` every day at a
+fixed UTC time (a cluster uses cron instead, see ansible/roles/nightly), for the child's default day:
+the last complete market day in the archive, by the market's clock (batch/days.py).
 
 Each night runs as a child process (`python -m batch nightly ...` with the same flags), so a failed
 night is reported and the loop carries on, and Spark's memory is returned between nights.
@@ -27,7 +28,7 @@ def _at(text: str) -> clock:
 
 
 def add_parser(sub, common_flags: Callable[[argparse.ArgumentParser], None]) -> None:
-    p = sub.add_parser("schedule", help="run nightly for yesterday every day at --at (UTC)",
+    p = sub.add_parser("schedule", help="run nightly (the last complete market day) every day at --at (UTC)",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     common_flags(p)
     p.add_argument("--at", type=_at, default=clock(2, 30), help="UTC time of the nightly run (02:30)")
@@ -42,7 +43,7 @@ def next_run(now: datetime, at: clock) -> datetime:
 
 
 def command(args: argparse.Namespace) -> list[str]:
-    """The child command line of one night (the day defaults to yesterday at the time it runs)."""
+    """The child command line of one night (its day: the last complete market day when it runs)."""
     argv = [sys.executable, "-m", "batch", "nightly"]
     for name in PASSED:
         value = getattr(args, name)

@@ -7,6 +7,7 @@ import os
 import socket
 import sys
 import uuid
+from datetime import UTC, datetime
 from urllib.parse import urlparse
 
 from pyspark.sql import SparkSession
@@ -65,6 +66,40 @@ def list_day(settings: BatchSettings) -> list[tuple[str, int]]:
         raise BatchError(f"no trades archived for {settings.day} in s3://{settings.bucket}/{prefix} "
                          f"(write a day with: python -m generator batch --date {settings.day})")
     return found
+
+
+def archive_days(endpoints: Endpoints, bucket: str, prefix: str) -> list[str]:
+    """The `<prefix>/date=YYYY-MM-DD/` folders of the archive (one delimited listing: a name per day)."""
+    client = s3lib.client(endpoints.s3)
+    root = f"{prefix.strip('/')}/"
+    found: list[str] = []
+    try:
+        pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=root, Delimiter="/")
+        for page in pages:
+            found += [p["Prefix"] for p in page.get("CommonPrefixes", [])]
+    except client.exceptions.NoSuchBucket:
+        raise BatchError(f"the archive bucket {bucket!r} does not exist (--bucket)") from None
+    except Exception as exc:  # botocore's connection errors have no common public base
+        if "Could not connect" in str(exc) or "Connect" in type(exc).__name__:
+            raise ServiceUnavailable("S3 (MinIO)", f"{endpoints.s3.endpoint_url}: {exc}", HINT) from None
+        raise
+    return found
+
+
+MARKET = "us"  # the one partition of Q4 (the streaming job writes it)
+
+
+def market_now(endpoints: Endpoints, keyspace: str) -> datetime | None:
+    """The market's clock: the latest price tick's event time in Q4 (aware UTC), None without ticks."""
+    cluster, session = cassandra(endpoints)
+    try:
+        table = f"{cql.check_identifier(keyspace)}.latest_price_by_market"
+        rows = session.execute(f"SELECT event_time FROM {table} WHERE market = %s", (MARKET,))  # noqa: S608
+        times = [r.event_time for r in rows if r.event_time is not None]
+    finally:
+        cluster.shutdown()
+    latest = max(times, default=None)
+    return None if latest is None else latest.replace(tzinfo=UTC) if latest.tzinfo is None else latest
 
 
 def spark_session(endpoints: Endpoints, app: str = "nightly", log_level: str = "FATAL",

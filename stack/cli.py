@@ -1,4 +1,4 @@
-"""bin/stockafolio: run, stop, status, test (and the steps of run, one at a time); dead-letters."""
+"""bin/stockafolio: run, stop, status, test (and the steps of run, one at a time); dead-letters, nightly."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ PARTITIONS = 6  # per pipeline topic: room for up to 6 Spark tasks / consumers i
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args, extra = parser.parse_known_args(argv)
-    if args.command == "dead-letters":  # its flags are python -m streaming dead-letters's
+    if args.command in ("dead-letters", "nightly"):  # their flags are python -m streaming / batch's
         args.extra = extra
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
@@ -89,6 +89,12 @@ def _parser() -> argparse.ArgumentParser:
         help="what the streaming job refused: counts per reason, the latest letters (same as python -m "
              "streaming dead-letters [--latest N] [--since-minutes M]; see its --help)")
     cmd.set_defaults(func=cmd_dead_letters)
+    cmd = sub.add_parser(
+        "nightly", add_help=False,
+        help="the nightly batch for the last complete market day in the archive (by the market's clock, "
+             "the latest price tick): S3 -> HDFS, the firm's views, reconciliation, historical VaR (same "
+             "as python -m batch nightly [--date D] [--repair]; see its --help)")
+    cmd.set_defaults(func=cmd_nightly)
     cmd = sub.add_parser(
         "test", help="lint, start the stack if needed, run the whole test suite",
         description="Runs ruff, yamllint and ansible-lint, then pytest. Starts the local stack if "
@@ -246,6 +252,12 @@ def cmd_dead_letters(cfg: StackConfig, args: argparse.Namespace) -> int:
     from streaming.__main__ import main as streaming_main
 
     return streaming_main(["dead-letters", *args.extra])
+
+
+def cmd_nightly(cfg: StackConfig, args: argparse.Namespace) -> int:
+    from batch.cli import main as batch_main
+
+    return batch_main(["nightly", *args.extra])
 
 
 def cmd_test(cfg: StackConfig, args: argparse.Namespace) -> int:

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Any
 
 from flask import Blueprint, abort, current_app, jsonify, request
 
 from stockafolio.reference import load_sector_weights
+from webapp import market as market_time
 from webapp import openapi, valuation
 from webapp.auth import current_account, firm_required, login_required, user_required
 from webapp.store import Store
@@ -42,7 +43,23 @@ def store() -> Store:
 
 
 def now() -> datetime:
+    """The wall clock (for ages of things written at wall time, and to tell a simulated market)."""
     return current_app.extensions["stockafolio.clock"]()
+
+
+def market() -> market_time.MarketClock:
+    """The market's clock: the latest price tick's event time (this process's 1 s prices snapshot)."""
+    return market_time.market_clock(store().prices()[1], now())
+
+
+def marked_document(st: Store, rows: list[dict[str, Any]], prices: dict[str, float], as_of: datetime | None,
+                    user_id: int, wall: datetime) -> dict[str, Any]:
+    """The /portfolio document: Q1 rows marked at `prices`, on the market's day of those prices, with
+    the previous market day's closes read only for a user the stream has not written today."""
+    today = market_time.market_clock(as_of, wall).day
+    idle = valuation.idle_symbols(rows, today)
+    closes = st.previous_closes(market_time.previous_market_day(today), idle) if idle else {}
+    return valuation.mark(rows, prices, as_of, user_id, today, closes)
 
 
 # ---------------------------------------------------------------- parameters
@@ -51,7 +68,7 @@ def now() -> datetime:
 def day_param() -> date:
     text = request.args.get("day")
     if text is None or text == "":
-        return now().date()
+        return market().day
     if not _DAY.fullmatch(text):
         raise BadParameter(f"day must be YYYY-MM-DD, got {text[:40]!r}")
     try:
@@ -111,6 +128,14 @@ def sectors():
     return jsonify(sectors=[{"sector": s.sector, "sp500_weight": s.weight} for s in load_sector_weights()])
 
 
+@bp.get("/market/clock")
+@login_required
+def clock():
+    """The market's time (from the latest price tick), its day, whether it is simulated and the last
+    day whose session has ended."""
+    return jsonify(market().document())
+
+
 @bp.get("/prices")
 @login_required
 def prices():
@@ -130,10 +155,10 @@ def own_user_id() -> int:
 @bp.get("/portfolio")
 @user_required
 def portfolio():
-    user_id, today = own_user_id(), now().date()
+    user_id, wall, st = own_user_id(), now(), store()
     fresh_param(user_id)
-    body = store().marked(user_id, lambda rows, values, as_of: current_app.json.dumps(
-        valuation.mark(rows, values, as_of, user_id, today)))
+    body = st.marked(user_id, lambda rows, values, as_of: current_app.json.dumps(
+        marked_document(st, rows, values, as_of, user_id, wall)))
     return current_app.response_class(body + "\n", mimetype="application/json")
 
 
@@ -141,11 +166,11 @@ def portfolio():
 @user_required
 def trades():
     limit = int_param("limit", 50, 1, 500)
-    user_id, today = own_user_id(), now().date()
+    user_id, today = own_user_id(), market().day
     fresh_param(user_id)
     rows = store().trades(user_id, today, limit)
     if len(rows) < limit:
-        rows += store().trades(user_id, today - timedelta(days=1), limit - len(rows))
+        rows += store().trades(user_id, market_time.previous_market_day(today), limit - len(rows))
     return jsonify(trades=[_trade(r) for r in rows])
 
 

@@ -38,8 +38,9 @@ with warnings.catch_warnings():
 
 from webapp import valuation
 from webapp.accounts import Account
-from webapp.api import activity_row, batch_row
+from webapp.api import activity_row, batch_row, marked_document
 from webapp.auth import current_account
+from webapp.market import market_clock
 from webapp.store import DataUnavailable, Store
 
 LOG = logging.getLogger(__name__)
@@ -176,10 +177,10 @@ class Pusher:
             self.io.server.disconnect(sid)
 
     def _firm(self) -> None:
-        day = self.clock().date()
-        activity = self.store.firm_activity(day)[:1]  # Q6 is newest first
+        clock = market_clock(self.store.prices()[1], self.clock())
+        activity = self.store.firm_activity(clock.day)[:1]  # Q6 is newest first
         batches = self.store.batches(1)
-        event = {"as_of": valuation.iso(self.clock()),
+        event = {"as_of": valuation.iso(clock.now), "day": clock.day.isoformat(),
                  "minute": activity_row(activity[0]) if activity else None,
                  "health": batch_row(batches[0]) if batches else None}
         if (event["minute"], event["health"]) != self.sent_minute:
@@ -212,7 +213,7 @@ class Pusher:
         for user_id, batch_id in self.users.due():
             rows = self.store.portfolio(user_id)
             prices, as_of = self.store.prices()
-            doc = valuation.mark(rows, prices, as_of, user_id, self.clock().date())
+            doc = marked_document(self.store, rows, prices, as_of, user_id, self.clock())
             batch = rows[0].get("last_batch_id") if rows else batch_id
             self.io.emit("portfolio", {"user_id": user_id, "as_of": doc["as_of"], "totals": doc["totals"],
                                        "risk": doc["risk"], "last_batch_id": batch}, to=user_room(user_id))

@@ -48,7 +48,8 @@ BATCH = _obj({"batch_id": INT, "finished_at": _opt(TIME), "input_rows": _opt(INT
               "processed_rows_per_second": _opt(NUM), "kafka_lag": _opt(INT)})
 ERROR = _obj({"error": _obj({"status": INT, "message": STR})})
 
-P_DAY = {"name": "day", "in": "query", "required": False, "description": "UTC day, default today",
+P_DAY = {"name": "day", "in": "query", "required": False,
+         "description": "UTC day, default the market's today (the day of the latest price tick)",
          "schema": {"type": "string", "format": "date", "pattern": r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"}}
 
 
@@ -110,6 +111,10 @@ def document() -> dict[str, Any]:
                                        "scenarios": INT, "computed_at": _opt(TIME)}))}), [_limit(400, 1)]),
         "/api/v1/reference/sectors": _op("S&P 500 sector weights", _obj({"sectors": _arr(
             _obj({"sector": STR, "sp500_weight": NUM}))})),
+        "/api/v1/market/clock": _op("the market's time: the latest price tick's event time", _obj({
+            "now": TIME, "day": DAY, "source": {"enum": ["prices", "wall_clock"]},
+            "simulated": {"type": "boolean"}, "wall_clock": TIME, "behind_wall_clock_seconds": INT,
+            "day_complete": {"type": "boolean"}, "last_complete_day": DAY})),
         "/api/v1/prices": _op("latest price of every symbol", _obj({
             "as_of": _opt(TIME), "prices": {"type": "object", "additionalProperties": NUM}})),
         "/api/v1/firm/activity": _op("firm activity per minute, oldest first (role firm)",

@@ -34,6 +34,7 @@ MARKET = "us"                  # the one partition of Q4 (see streaming/store.py
 JOB = "portfolio"              # the streaming job's row key in Q8
 PROFILE = "webapp"             # the driver execution profile: rows as dicts, the web timeout
 GIVE_UP_AFTER_S = 20.0         # a session failing every query this long is shut down and rebuilt
+CLOSE_TTL_S = 60.0             # a past day's close is final, but a stream catching up may still move it
 
 _FAILURES = (NoHostAvailable, OperationTimedOut, ReadTimeout, WriteTimeout, Unavailable, DriverException,
              OSError)
@@ -64,6 +65,9 @@ QUERIES: dict[str, str] = {
     "equity": "SELECT minute, equity_cents, day_pnl_cents FROM {ks}.equity_by_user_day "
               "WHERE user_id = ? AND day = ?",
     "prices": "SELECT symbol, price, event_time FROM {ks}.latest_price_by_market WHERE market = ?",
+    # a name's close of a day: its last trade of the day (Q5 holds minutes in ascending order)
+    "close": "SELECT last_price FROM {ks}.symbol_stats_by_day_symbol WHERE day = ? AND symbol = ? "
+             "ORDER BY minute DESC LIMIT 1",
     "symbol_stats": "SELECT * FROM {ks}.symbol_stats_by_day_symbol WHERE day = ? AND symbol = ? LIMIT 1440",
     "firm_activity": "SELECT * FROM {ks}.firm_activity_by_day WHERE day = ? LIMIT 1440",
     "symbol_totals": "SELECT * FROM {ks}.symbol_totals_by_day WHERE day = ?",
@@ -110,6 +114,8 @@ class Store:
         self.shared = Shared(shared_ttl_s)
         # username -> (role, user_id, session epoch) or None, trusted `session_check_ttl_s`
         self.sessions = Expiring(session_check_ttl_s)
+        # (day, symbol) -> that day's closing price or None, for every user of the process
+        self.closes = Expiring(CLOSE_TTL_S, max_keys=10_000)
 
     # ------------------------------------------------------------ session life cycle
 
@@ -270,6 +276,15 @@ class Store:
         as_of = max((r["event_time"] for r in rows if r["event_time"] is not None), default=None)
         self._prices = (time.monotonic(), prices, as_of)
         return prices, as_of
+
+    def previous_closes(self, day: date, symbols: Iterable[str]) -> dict[str, float]:
+        """Each name's close on `day` (its last trade of the day, Q5): one small read per name,
+        shared by every user of this process for CLOSE_TTL_S. Names that did not trade are left out."""
+        def load(symbol: str) -> float | None:
+            rows = self._run("close", day, symbol)
+            return rows[0]["last_price"] if rows else None
+        found = {s: self.closes.get((day, s), lambda s=s: load(s)) for s in symbols}
+        return {s: p for s, p in found.items() if p}
 
     def symbol_stats(self, day: date, symbol: str) -> list[dict[str, Any]]:
         return self._firm("symbol_stats", day, symbol)

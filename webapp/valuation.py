@@ -30,8 +30,10 @@ def iso(moment: datetime | None) -> str | None:
 
 
 def mark(rows: list[dict[str, Any]], prices: dict[str, float], prices_as_of: datetime | None,
-         user_id: int, today: date) -> dict[str, Any]:
-    """The /api/v1/portfolio document of one user from the rows of their Q1 partition."""
+         user_id: int, today: date, closes: dict[str, float] | None = None) -> dict[str, Any]:
+    """The /api/v1/portfolio document of one user from the rows of their Q1 partition. `today` is the
+    market's day; `closes` the previous market day's closing prices of the names held (`idle_symbols`
+    says when they are needed: a user the stream has not seen today)."""
     statics = rows[0] if rows else {}
     holdings = [_holding(r, prices) for r in rows if r.get("symbol") and r.get("quantity")]
     market_value = sum(h["_mv_cents"] for h in holdings)
@@ -43,22 +45,50 @@ def mark(rows: list[dict[str, Any]], prices: dict[str, float], prices_as_of: dat
     totals = {"cash": dollars(cash), "market_value": dollars(market_value), "equity": dollars(equity),
               "unrealized_pnl": dollars(sum(h["_upnl_cents"] for h in holdings)),
               "realized_pnl": dollars(statics.get("realized_pnl_total_cents")),
-              "day_pnl": dollars(equity - _day_open(statics, today, equity))}
-    as_of = prices_as_of if holdings and prices else statics.get("updated_at") or prices_as_of
+              "day_pnl": dollars(equity - _day_open(statics, holdings, today, equity, closes or {}))}
+    # the market's time (the prices' tick); the stream's write time only when no price was ever seen
+    as_of = prices_as_of if prices_as_of is not None else statics.get("updated_at")
     return {"user_id": user_id, "as_of": iso(as_of), "live_prices": bool(prices),
             "totals": totals, "risk": risk(holdings),
             "holdings": [{k: v for k, v in h.items() if not k.startswith("_")}
                          for h in sorted(holdings, key=lambda h: -abs(h["_mv_cents"]))]}
 
 
-def _day_open(statics: dict[str, Any], today: date, equity: int) -> int:
-    """Equity at the day's first valuation; before the stream saw the user today, its last equity."""
+def idle_symbols(rows: list[dict[str, Any]], today: date) -> list[str]:
+    """The names whose previous close `mark` needs: those held by a user the stream has not written
+    today (their day's open is the previous close, not a stored equity); none for the others."""
+    statics = rows[0] if rows else {}
+    if _stream_day_open(statics, today) is not None:
+        return []
+    return sorted({r["symbol"] for r in rows if r.get("symbol") and r.get("quantity")})
+
+
+def _stream_day_open(statics: dict[str, Any], today: date) -> int | None:
+    """The stream's open of today, when it has written the user today (or a later day: around a day
+    boundary its trades may be a moment ahead of the latest price tick)."""
+    day = statics.get("day")
+    if day is not None and as_date(day) >= today:
+        return statics.get("day_open_equity_cents")
+    return None
+
+
+def _day_open(statics: dict[str, Any], holdings: list[dict[str, Any]], today: date, equity: int,
+              closes: dict[str, float]) -> int:
+    """The equity the day's P&L counts from. Once the stream has written the user today, its open.
+    Before (a user idle today, maybe for days): without trades since, the holdings and cash are the
+    previous close's, so the open is the cash plus each holding at the previous market day's close; a
+    name without a known close counts no move (it is marked at today's price). Never a stored equity
+    of an older day: every move since the user's last trade would count as today's."""
+    stream_open = _stream_day_open(statics, today)
+    if stream_open is not None:
+        return stream_open
     if not statics:
         return equity
-    day = statics.get("day")
-    if day is not None and as_date(day) == today and statics.get("day_open_equity_cents") is not None:
-        return statics["day_open_equity_cents"]
-    return statics.get("equity_cents") if statics.get("equity_cents") is not None else equity
+    opened = statics.get("cash_cents") or 0
+    for h in holdings:
+        close = closes.get(h["symbol"])
+        opened += round(h["quantity"] * close * 100) if close else h["_mv_cents"]
+    return opened
 
 
 def as_date(value: Any) -> date:

@@ -1,7 +1,9 @@
 """The nightly batch on the real stack: a day generated into Kafka and the S3 archive, streamed into
-Cassandra by the streaming job, then `python -m batch nightly`: the views match computations made
-here straight from the archive, the reconciliation finds nothing wrong; one corrupted holding is
-found (exactly that one) and repaired. Bad days and missing services end in one clear message."""
+Cassandra by the streaming job, then `python -m batch nightly`: refused while the market's clock (the
+latest price tick) is inside the day, run for it by default once the clock is on the next weekday; the
+views match computations made here straight from the archive, the reconciliation finds nothing wrong;
+one corrupted holding is found (exactly that one) and repaired. Bad days and missing services end in
+one clear message."""
 
 from __future__ import annotations
 
@@ -69,14 +71,13 @@ def run(*argv: str, timeout: float = 600) -> subprocess.CompletedProcess:
 
 
 def batch(
-    names: dict[str, str], command: str, *more: str, var: Path | None = None
+    names: dict[str, str], command: str, *more: str, var: Path | None = None, day: str | None = DAY
 ) -> subprocess.CompletedProcess:
     extra = ["--var", str(var)] if var else []
     return run(
         "batch",
         command,
-        "--date",
-        DAY,
+        *(["--date", day] if day else []),
         "--keyspace",
         names["keyspace"],
         "--bucket",
@@ -164,14 +165,32 @@ def latest_report(session, ks: str):
     return session.execute(f"SELECT * FROM {ks}.reconciliation_by_day WHERE day = '{DAY}' LIMIT 1").one()  # noqa: S608
 
 
+def tick(session, ks: str, moment: str) -> None:
+    """A price tick in Q4: it sets the market's clock (the latest tick's event time)."""
+    session.execute(
+        f"INSERT INTO {ks}.latest_price_by_market (market, symbol, price, event_time) "  # noqa: S608
+        "VALUES ('us', 'AAPL', 150.0, %s)",
+        (pd.Timestamp(moment).to_pydatetime(),),
+    )
+
+
 def test_a_streamed_day_reconciles_and_a_corrupt_holding_is_found_and_repaired(
     endpoints: Endpoints, cassandra_session, names: dict[str, str], tmp_path: Path
 ) -> None:
     stream_a_day(names, tmp_path)
-    night = batch(names, "nightly")
+    ks = names["keyspace"]
+    # the market's clock inside the day's session: the day is in progress, refused before Spark starts
+    tick(cassandra_session, ks, f"{DAY}T20:00:00Z")
+    early = batch(names, "nightly")
+    assert early.returncode == 1 and f"{DAY} is still in progress" in early.stderr, early.stderr[-2000:]
+    assert "starting Spark" not in early.stderr
+    # the simulated market moves on to the next weekday (Monday): the default day is the finished Friday
+    tick(cassandra_session, ks, "2026-11-23T14:30:00Z")
+    night = batch(names, "nightly", day=None)
     assert night.returncode == 0, night.stderr[-3000:]
+    assert f"[batch {DAY}] the last complete market day" in night.stderr
     assert "ingest done" in night.stderr and "risk done" in night.stderr
-    ks, trades = names["keyspace"], archive(endpoints, names["bucket"])
+    trades = archive(endpoints, names["bucket"])
     assert len(trades) == TRADES
 
     # the views against the archive, computed here with pandas

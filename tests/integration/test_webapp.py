@@ -142,6 +142,35 @@ def test_firm_reads_firm_views(app):
         assert c.get("/api/v1/portfolio").status_code == 403
 
 
+def test_day_pnl_of_an_idle_user_counts_from_the_previous_close(app, keyspace: str, cassandra_session,
+                                                                endpoints):
+    """carol last traded three days ago; her open today is the previous market day's close of her
+    holding (its last trade of the day in Q5, read with the real statement), not her stored equity."""
+    from webapp.market import previous_market_day
+
+    user, t = 1003, now()
+    today = t.date()
+    closed, older = previous_market_day(today), today - timedelta(days=3)
+    store = Store(endpoints.cassandra, keyspace)
+    accounts.create(store, "carol", PASSWORD, "user", user, method=FAST)
+    store.close()
+    ex = cassandra_session.execute
+    ex(f"INSERT INTO {keyspace}.portfolio_by_user (user_id, symbol, quantity, cost_basis_cents, avg_cost, "  # noqa: S608
+       "realized_pnl_cents, last_price, last_trade_id, last_trade_time, cash_cents, "
+       "realized_pnl_total_cents, equity_cents, day, day_open_equity_cents, last_batch_id, updated_at) "
+       "VALUES (%s, 'AAPL', 10, 100000, 100.0, 0, 100.0, 1, %s, 50000, 0, 150000, %s, 140000, 2, %s)",
+       (user, t - timedelta(days=3), older, t - timedelta(days=3)))
+    minute = datetime.combine(closed, datetime.min.time(), tzinfo=UTC) + timedelta(hours=20)
+    for offset, price in ((0, 150.0), (59, 155.0)):  # the day's last trade of AAPL: 155
+        ex(f"INSERT INTO {keyspace}.symbol_stats_by_day_symbol (day, symbol, minute, last_price, trades) "  # noqa: S608
+           "VALUES (%s, 'AAPL', %s, %s, 1)", (closed, minute + timedelta(minutes=offset), price))
+    with app.test_client() as c:
+        assert login(c, "carol").status_code == 302
+        totals = c.get("/api/v1/portfolio").get_json()["totals"]
+    # now: 500 cash + 10 x 160 = 2,100; open: 500 + 10 x 155 = 2,050 (not the stored 1,500 of that day)
+    assert (totals["equity"], totals["day_pnl"]) == (2100.0, 50.0)
+
+
 def test_cassandra_unreachable_is_503_not_500(keyspace: str, endpoints):
     from stockafolio.settings import CassandraEndpoint
 
@@ -504,6 +533,7 @@ def test_a_cookie_replayed_after_logout_is_refused_over_http_and_socketio(server
         token = re.search(r'name="csrf_token" value="([^"]+)"', s.get(f"{server}/me").text).group(1)
         logout = s.post(f"{server}/logout", data={"csrf_token": token}, allow_redirects=False)
         assert logout.status_code == 302
+        time.sleep(1.2)  # the other worker process trusts the account's epoch it read for up to a second
         for _ in range(6):  # fresh connections: both worker processes answer some of them
             thief = requests.Session()
             thief.cookies.set("stockafolio_session", cookie)
@@ -578,3 +608,82 @@ def test_malformed_socket_packets_close_the_socket_with_one_log_line(server: str
     log = server_log.read_bytes()[before:].decode(errors="replace")
     assert "Traceback" not in log and "handler error" not in log, log[-3000:]
     assert 1 <= log.count("malformed Socket.IO packet") + log.count("socket from") <= 4, log[-3000:]
+
+
+# ---------------------------------------------------------------- a live stream across a day boundary
+
+
+def test_a_live_stream_across_a_simulated_day_boundary(endpoints, run_id: str, tmp_path: Path):
+    """Simulated Friday 2026-11-20 closes, then Monday opens, all in one live stream (the streaming job
+    from Kafka into Cassandra) while the wall clock is today: the web app's today, "simulated" and
+    last complete day follow the latest tick; dana, who last traded on Friday, has Monday's day P&L
+    counted from Friday's close; the nightly's default day is Friday, and Friday is refused while the
+    clock is still inside it."""
+    from confluent_kafka import Producer
+
+    from batch import days, services
+    from batch.settings import BatchError
+    from stockafolio.records import PriceTick, Trade, encode, trade_id
+    from tests.browser import webstack
+
+    friday, monday = datetime(2026, 11, 20, tzinfo=UTC), datetime(2026, 11, 23, tzinfo=UTC)
+    dana, other = 2001, 2002
+    with webstack.keyspace(endpoints, f"{run_id}_boundary_ks") as ks, \
+            webstack.kafka_topics(endpoints, f"{run_id}_boundary") as topics:
+        webstack.seed_accounts(endpoints, ks, {"dana": dana}, "analyst")
+        producer = Producer({"bootstrap.servers": endpoints.kafka.bootstrap_servers,
+                             "enable.idempotence": True})
+        sequence = iter(range(1, 100))
+
+        def send(*records) -> None:
+            for r in records:
+                if isinstance(r, Trade):
+                    producer.produce(topics.trades, key=str(r.user_id), value=encode(r))
+                else:
+                    producer.produce(topics.prices, key=r.symbol, value=encode(r))
+            assert producer.flush(30) == 0
+
+        def trade(user: int, price: float, at: datetime) -> Trade:
+            return Trade(trade_id(1000, next(sequence)), user, "AAPL", "buy", 10, price, at)
+
+        def api(app, path: str) -> dict:
+            with app.test_client() as c:
+                page = c.get("/login").get_data(as_text=True)
+                token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)
+                form = {"username": "dana", "password": webstack.PASSWORD, "csrf_token": token}
+                c.post("/login", data=form)
+                return c.get(path).get_json()
+
+        late = friday + timedelta(hours=20, minutes=59, seconds=58)   # 15:59:58 in New York
+        log = tmp_path / "streaming.log"
+        with webstack.streaming_job(ks, topics, tmp_path / "ckpt", log) as job:
+            send(PriceTick("AAPL", 100.0, late), trade(dana, 100.0, late))
+            app = create_app(WebSettings(keyspace=ks, cassandra=endpoints.cassandra, testing=True,
+                                         live_tasks=False, prices_ttl_s=0.0))
+            procs = {"streaming job": (job, log)}
+            webstack.wait_for(lambda: api(app, "/api/v1/portfolio").get("holdings"), "dana's Friday trade",
+                              240, procs)
+            clock = api(app, "/api/v1/market/clock")
+            assert (clock["day"], clock["simulated"], clock["day_complete"]) == ("2026-11-20", True, False)
+            archived = [friday.date()]
+            with pytest.raises(BatchError, match="2026-11-20 is still in progress"):
+                days.check_complete(friday.date(), services.market_now(endpoints, ks), archived, "archive")
+
+            # Friday's last second: another user's trade at 110 is AAPL's close; then Monday opens at 120
+            close = late + timedelta(seconds=1)
+            send(PriceTick("AAPL", 110.0, close), trade(other, 110.0, close))
+            opening = monday + timedelta(hours=14, minutes=30)
+            send(PriceTick("AAPL", 120.0, opening))
+            webstack.wait_for(lambda: api(app, "/api/v1/market/clock")["day"] == "2026-11-23",
+                              "the market's clock on Monday", 60, procs)
+            clock = api(app, "/api/v1/market/clock")
+            assert (clock["last_complete_day"], clock["simulated"]) == ("2026-11-20", True)
+            doc = api(app, "/api/v1/portfolio")
+            assert doc["as_of"] == "2026-11-23T14:30:00.000Z"
+            # open: cash + 10 x 110 (Friday's close), not Friday's stored equity (marked at 100)
+            assert doc["totals"]["day_pnl"] == 10 * (120.0 - 110.0)
+            assert api(app, "/api/v1/portfolio/equity")["day"] == "2026-11-23"
+            now_market = services.market_now(endpoints, ks)
+            archived.append(monday.date())
+            assert days.default_day(archived, now_market, "archive") == friday.date()
+            app.extensions["stockafolio.store"].close()

@@ -37,6 +37,8 @@ class FakeStore:
             USER_B: portfolio_rows(USER_B, [("MSFT", 5, 200000, 400.0)], cash=2_000_000),
         }
         self.price_map = {"AAPL": 160.0, "MSFT": 410.0}
+        self.close_map: dict[date, dict[str, float]] = {}  # Q5: a day's closing prices
+        self.tick: datetime = NOW  # Q4: the latest price tick's event time (the market's clock)
         self.trade_rows: dict[tuple[int, date], list[dict[str, Any]]] = {
             (USER_A, TODAY): [trade(2**40 + 2, "AAPL", "buy", 4, 155.0),
                               trade(2**40 + 1, "AAPL", "buy", 6, 147.5)],
@@ -117,7 +119,11 @@ class FakeStore:
 
     def prices(self):
         self._check("prices")
-        return dict(self.price_map), naive(NOW)
+        return dict(self.price_map), naive(self.tick)
+
+    def previous_closes(self, day, symbols):
+        self._check("previous_closes", day, tuple(symbols))
+        return {s: p for s, p in self.close_map.get(day, {}).items() if s in symbols}
 
     def symbol_stats(self, day, symbol):
         self._check("symbol_stats", day, symbol)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -211,3 +212,21 @@ def test_the_malformed_packet_log_is_one_line_a_minute_with_a_count():
     now[0] = 61.0
     assert log.warning("bad %s", 9)
     assert messages == ["bad 0 (0 more since the last such line)", "bad 9 (2 more since the last such line)"]
+
+
+def test_pushes_follow_the_markets_clock_not_the_servers(app, store, two_users):
+    """The wall clock reads 5 h later than the simulated market: the firm event carries the market's
+    time and day, and bob's day P&L counts from Friday's close once the market is on Monday."""
+    wall = NOW + timedelta(hours=5)
+    store.tick = datetime(2026, 11, 23, 14, 40, tzinfo=UTC)
+    store.close_map[date(2026, 11, 20)] = {"MSFT": 400.0}
+    pusher = Pusher(store, lambda: wall, socketio)
+    with app.app_context():
+        pusher.market_tick()
+        pusher.offer_event(b'{"user_id": %d, "last_batch_id": 7}' % USER_B)
+        pusher.portfolio_tick()
+    firm = [e["args"][0] for e in two_users["analyst"].get_received() if e["name"] == "firm"]
+    assert firm[0]["as_of"] == "2026-11-23T14:40:00.000Z" and firm[0]["day"] == "2026-11-23"
+    assert ("firm_activity", date(2026, 11, 23)) in store.calls
+    (push,) = [e["args"][0] for e in two_users["bob"].get_received() if e["name"] == "portfolio"]
+    assert push["as_of"] == "2026-11-23T14:40:00.000Z" and push["totals"]["day_pnl"] == 5 * (410.0 - 400.0)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
-from webapp.valuation import iso, mark
+from webapp.valuation import idle_symbols, iso, mark
 
 TODAY = date(2026, 11, 20)
 
@@ -35,9 +35,39 @@ def test_marks_to_latest_price_and_falls_back_to_last_price():
     assert doc["risk"]["var_99"] > doc["risk"]["var_95"] > 0
 
 
-def test_day_pnl_before_the_first_trade_of_the_day_starts_from_last_equity():
-    doc = mark(rows(TODAY - timedelta(days=1)), {"AAPL": 160.0}, None, 1, TODAY)
-    assert doc["totals"]["day_pnl"] == 6100.0 - 9000.0
+def test_day_pnl_of_a_user_idle_for_days_starts_from_the_previous_close():
+    """Last trade five days ago (stored equity $9,000 then): today's P&L counts from the previous
+    market day's close of the same holdings and cash, never from that old equity."""
+    idle = rows(TODAY - timedelta(days=5))
+    assert idle_symbols(idle, TODAY) == ["AAPL", "XOM"]  # MSFT is closed: no close needed
+    doc = mark(idle, {"AAPL": 160.0}, None, 1, TODAY, closes={"AAPL": 158.0, "XOM": 101.0})
+    # open: cash 5,000 + 10 x 158 - 5 x 101 = 6,075; now: 5,000 + 1,600 - 500 (XOM's last mark) = 6,100
+    assert doc["totals"]["equity"] == 6100.0 and doc["totals"]["day_pnl"] == 25.0
+
+
+def test_a_name_without_a_previous_close_counts_no_move():
+    doc = mark(rows(TODAY - timedelta(days=3)), {"AAPL": 160.0}, None, 1, TODAY, closes={"AAPL": 158.0})
+    assert doc["totals"]["day_pnl"] == 20.0  # AAPL +2 x 10; XOM marked at today's price both times
+    assert mark(rows(TODAY - timedelta(days=3)), {"AAPL": 160.0}, None, 1, TODAY)["totals"]["day_pnl"] == 0
+
+
+def test_the_streams_open_is_used_once_it_wrote_the_user_today():
+    assert idle_symbols(rows(), TODAY) == []
+    doc = mark(rows(), {"AAPL": 160.0}, None, 1, TODAY, closes={"AAPL": 1.0, "XOM": 1.0})
+    assert doc["totals"]["day_pnl"] == 6100.0 - 8800.0
+
+
+def test_an_idle_user_with_cash_only_has_no_day_pnl():
+    cash_only = [{**rows(TODAY - timedelta(days=9))[0], "symbol": None, "quantity": None}]
+    assert idle_symbols(cash_only, TODAY) == []
+    assert mark(cash_only, {"AAPL": 160.0}, None, 1, TODAY)["totals"]["day_pnl"] == 0
+
+
+def test_as_of_is_the_prices_tick_not_the_streams_write_time():
+    tick = datetime(2026, 11, 20, 14, 34, 9, tzinfo=UTC)
+    written = [{**r, "updated_at": datetime(2026, 11, 20, 19, 34, tzinfo=UTC)} for r in rows()]
+    assert mark(written, {}, tick, 1, TODAY)["as_of"] == "2026-11-20T14:34:09.000Z"
+    assert mark(written, {}, None, 1, TODAY)["as_of"] == "2026-11-20T19:34:00.000Z"
 
 
 def test_iso_accepts_driver_naive_utc():

@@ -147,7 +147,36 @@ window.SF = (() => {
     return true;
   }
 
+  /** "2026-12-07 14:34:09 UTC" from an ISO time. */
+  const stamp = (iso) => (iso ? iso.replace("T", " ").slice(0, 19) + " UTC" : DASH);
+
+  /** Say in `#market-clock` what clock the page's "today" follows: the market's (the latest price
+      tick), which the generator simulates; shown plainly when it is not the wall clock. */
+  function drawClock(clock) {
+    const node = document.getElementById("market-clock");
+    if (!node || !clock) return;
+    let text = "";
+    if (clock.source === "wall_clock") {
+      text = "No price tick recorded yet: today follows this server's clock.";
+    } else if (clock.simulated) {
+      const behind = clock.behind_wall_clock_seconds;
+      const away = Math.abs(behind);
+      const gap = away >= 172800 ? `${Math.round(away / 86400)} days`
+        : away >= 5400 ? `${Math.round(away / 3600)} h` : `${Math.round(away / 60)} min`;
+      text = `Simulated market clock: market time ${stamp(clock.now)}, market day ${clock.day} ` +
+        `(${gap} ${behind >= 0 ? "behind" : "ahead of"} the wall clock, ${stamp(clock.wall_clock).slice(11)}). ` +
+        "Today, day P&L and the charts follow the market's day.";
+    }
+    node.textContent = text;
+    node.hidden = !text;
+    document.body.dataset.marketDay = clock.day;
+    document.body.dataset.simulated = String(clock.simulated);
+  }
+
   const colors = { accent: "#2f6fed", muted: "#b8c2d0", pos: "#1e9e5a", neg: "#c0392b", line: "#e3e7ee" };
 
-  return { fmt, sign, cell, row, fill, api, banner, failed, coalesce, live, chartDefaults, colors, isNum };
+  return {
+    fmt, sign, cell, row, fill, api, banner, failed, coalesce, live, chartDefaults, colors, isNum, stamp,
+    drawClock,
+  };
 })();

@@ -1,16 +1,19 @@
 /* The firm dashboard: activity per minute, top symbols, buy/sell imbalance by symbol and sector,
    sector flows, most active users, pipeline health, the nightly views and the reconciliation.
    Loaded from /api/v1/firm/*, kept live by the `firm` event (activity and health); the flow tables
-   are re-read at most every 10 s while events arrive. */
+   are re-read at most every 10 s while events arrive. "Today" is the market's day (the latest price
+   tick's, /api/v1/market/clock); the nightly panels show the last day whose session has ended, the
+   one the nightly batch can have run for. */
 "use strict";
 
 (() => {
-  const { fmt, sign, cell, row, fill, api, banner, failed, coalesce, live, colors, isNum } = window.SF;
+  const { fmt, sign, cell, row, fill, api, banner, failed, coalesce, live, colors, isNum, stamp, drawClock } =
+    window.SF;
   const $ = (id) => document.getElementById(id);
   const state = {
     day: null, minutes: [], symbols: [], bySymbolNotional: [], sectors: [],
     topUsers: { trades: null, notional: null }, nightly: null, batches: [], lastBatchAge: null,
-    loadedAt: Date.now(), sort: "trades", asOf: null,
+    loadedAt: Date.now(), sort: "trades", asOf: null, clock: null, nightlyDay: null,
   };
   const charts = { activity: null, symbolImbalance: null, sectorImbalance: null };
 
@@ -32,12 +35,7 @@
   const loaders = [
     loadFlows,
     async () => { state.minutes = (await api("/api/v1/firm/activity")).minutes; },
-    async () => {
-      const [trades, notional] = await Promise.all([
-        api("/api/v1/firm/top-users?metric=trades"), api("/api/v1/firm/top-users?metric=notional")]);
-      state.topUsers = { trades, notional };
-    },
-    async () => { state.nightly = await api("/api/v1/firm/nightly"); },
+    loadNightly,
     async () => {
       const health = await api("/api/v1/firm/health");
       state.batches = health.batches;
@@ -46,10 +44,20 @@
     },
   ];
 
+  /** The clock first: the rankings, views and reconciliation are those of its last complete day. */
+  async function loadNightly() {
+    state.clock = await api("/api/v1/market/clock");
+    const day = state.clock.last_complete_day;
+    const [trades, notional, nightly] = await Promise.all([
+      api(`/api/v1/firm/top-users?metric=trades&day=${day}`),
+      api(`/api/v1/firm/top-users?metric=notional&day=${day}`), api(`/api/v1/firm/nightly?day=${day}`)]);
+    Object.assign(state, { topUsers: { trades, notional }, nightly, nightlyDay: day });
+  }
+
   async function loadAll() {
     const results = await Promise.allSettled(loaders.map((load) => load()));
     const failure = results.find((r) => r.status === "rejected");
-    state.asOf = new Date().toISOString();
+    state.asOf = (state.clock && state.clock.now) || state.asOf;
     if (failure) failed(failure.reason); else banner(null);
     render();
   }
@@ -57,6 +65,11 @@
   const reloadFlows = coalesce(() => loadFlows().then(render, failed), 10000);
 
   function onFirm(ev) {
+    if (ev.day && state.day && ev.day !== state.day) {  // the market moved into its next day
+      state.day = ev.day;
+      loadAll();
+      return;
+    }
     if (ev.minute) upsertMinute(ev.minute);
     if (ev.health && !state.batches.some((b) => b.batch_id === ev.health.batch_id)) {
       state.batches = [ev.health, ...state.batches].slice(0, 60);
@@ -64,7 +77,7 @@
       state.lastBatchAge = Number.isNaN(finished) ? 0 : Math.max(0, (Date.now() - finished) / 1000);
       state.loadedAt = Date.now();
     }
-    state.asOf = ev.as_of || new Date().toISOString();
+    state.asOf = ev.as_of || state.asOf;  // the market's time, never the browser's
     reloadFlows();
     render();
   }
@@ -81,7 +94,11 @@
 
   function draw() {
     $("day").textContent = state.day || "–";
-    $("as-of").textContent = state.asOf ? state.asOf.slice(11, 19) + " UTC" : "–";
+    $("as-of").textContent = state.asOf ? stamp(state.asOf).slice(11) : "–";
+    drawClock(state.clock);
+    for (const id of ["top-users-day", "nightly-day", "recon-day"]) {
+      $(id).textContent = state.nightlyDay ? `of ${state.nightlyDay}` : "";
+    }
     drawCards();
     drawActivity();
     drawSymbols();
@@ -220,45 +237,146 @@
     ], { batchId: String(b.batch_id) })), "health-empty");
   }
 
-  const MONEYISH = /notional|value|cash|pnl|exposure|amount/i;
+  // Each nightly view as a person reads it: its columns, their units, the rows worth showing.
+  // Money is in dollars; `share` and `imbalance` are fractions. A view not listed here is shown
+  // with every metric, formatted by its name.
+  const money = (v) => fmt.compactMoney(v);
+  const VIEWS = {
+    symbols: { title: "Symbols by notional", label: "Symbol", columns: [
+      ["trades", "Trades", fmt.int], ["notional", "Notional", money],
+      ["imbalance", "Imbalance", fmt.signedPct, true]] },
+    sectors: { title: "Sectors by notional", label: "Sector", columns: [
+      ["trades", "Trades", fmt.int], ["notional", "Notional", money],
+      ["imbalance", "Imbalance", fmt.signedPct, true]] },
+    minutes: { title: "Busiest minutes", label: "Minute (UTC)", busiest: "trades", columns: [
+      ["trades", "Trades", fmt.int], ["notional", "Notional", money], ["active_users", "Users", fmt.int]] },
+    portfolio_sizes: { title: "Users by portfolio size (gross value)", label: "Size", all: true,
+      format: sizeLabel, chart: "share", columns: [["users", "Users", fmt.int], ["share", "Share", fmt.pct]] },
+    holdings_count: { title: "Users by open positions", label: "Positions", all: true, columns: [
+      ["users", "Users", fmt.int], ["share", "Share", fmt.pct]] },
+    crowded_names: { title: "Most held names", label: "Symbol", columns: [
+      ["holders", "Holders", fmt.int], ["share", "Of users", fmt.pct], ["short_holders", "Short", fmt.int]] },
+    sector_exposure: { title: "Exposure by sector (market value)", label: "Sector", chart: "share",
+      columns: [
+      ["long", "Long", money], ["short", "Short", money], ["net", "Net", money, true],
+      ["share", "Of gross", fmt.pct]] },
+  };
+  const ROWS = 10;
+  const nightlyCharts = [];
+  let drawnNightly = null;  // the response the views were last drawn from: redrawn only when it changes
 
-  function metric(name, v) {
+  const bound = new Intl.NumberFormat("en-US", {
+    style: "currency", currency: "USD", notation: "compact", minimumFractionDigits: 0, maximumFractionDigits: 0,
+  });
+
+  /** "1000-5000" -> "$1K-$5K", "1000000+" -> "$1M+" */
+  function sizeLabel(text) {
+    return text.replace(/[0-9]+/g, (n) => bound.format(Number(n)));
+  }
+
+  function generic(name, v) {
     if (!isNum(v)) return "–";
-    if (MONEYISH.test(name)) return fmt.compactMoney(v);
+    if (/notional|value|cash|pnl|exposure|long|short|net|gross/i.test(name)) return money(v);
     if (/weight|share|imbalance|ratio/i.test(name)) return fmt.pct(v);
     return Number.isInteger(v) ? fmt.int(v) : fmt.dec(v);
   }
 
+  function specOf(name, rows) {
+    if (VIEWS[name]) return VIEWS[name];
+    const keys = rows.length ? Object.keys(rows[0].metrics) : [];
+    return { title: name.replaceAll("_", " "), label: "", columns: keys.map((k) => [k, k.replaceAll("_", " "),
+      (v) => generic(k, v)]) };
+  }
+
+  function shownRows(spec, rows) {
+    if (spec.busiest) {
+      return [...rows].sort((a, b) => (b.metrics[spec.busiest] || 0) - (a.metrics[spec.busiest] || 0))
+        .slice(0, ROWS);
+    }
+    return spec.all ? rows : rows.slice(0, ROWS);
+  }
+
+  function labelText(spec, label) {
+    if (spec.format) return spec.format(label);
+    return /^[0-9]{4}-[0-9]{2}-[0-9]{2}T/.test(label) ? fmt.minute(label) : label;
+  }
+
   function viewTable(name, rows) {
+    const spec = specOf(name, rows);
     const box = document.createElement("div");
+    box.className = "view";
     const title = document.createElement("h3");
-    title.textContent = name.replaceAll("_", " ");
-    const names = rows.length ? Object.keys(rows[0].metrics) : [];
+    title.textContent = spec.title;
     const table = document.createElement("table");
-    table.className = "data";
-    const head = row([cell("#", { cls: "num" }), cell(""), ...names.map((n) => cell(n.replaceAll("_", " "), { cls: "num" }))]);
+    table.className = "data compact";
+    const head = document.createElement("tr");
+    for (const [text, cls] of [[spec.label, ""], ...spec.columns.map((c) => [c[1], "num"])]) {
+      const th = document.createElement("th");
+      th.textContent = text;
+      if (cls) th.className = cls;
+      head.append(th);
+    }
     const thead = document.createElement("thead");
     thead.append(head);
     const tbody = document.createElement("tbody");
-    tbody.append(...rows.slice(0, 10).map((r) => row([cell(String(r.rank), { cls: "num" }), cell(r.label),
-      ...names.map((n) => cell(metric(n, r.metrics[n]), { cls: "num" }))])));
+    tbody.append(...shownRows(spec, rows).map((r) => row([cell(labelText(spec, r.label)),
+      ...spec.columns.map(([key, , format, signed]) => cell(format(r.metrics[key]),
+        { cls: "num", signed: signed ? r.metrics[key] : null }))])));
     table.append(thead, tbody);
     const wrap = document.createElement("div");
     wrap.className = "table-wrap";
     wrap.append(table);
-    box.append(title, wrap);
+    box.append(title);
+    if (spec.chart && window.Chart) {
+      const chartBox = document.createElement("div");
+      chartBox.className = "chart-box short";
+      const canvas = document.createElement("canvas");
+      canvas.setAttribute("aria-label", spec.title);
+      chartBox.append(canvas);
+      box.append(chartBox);
+    }
+    box.append(wrap);
     box.dataset.view = name;
     return box;
+  }
+
+  /** A bar per row of the view: its share (of users, of the gross exposure), as a person would
+      rather look at a distribution than read it. Drawn once the box is in the page (Chart.js sizes
+      a chart from its container). */
+  function viewChart(box, spec, rows) {
+    const canvas = box.querySelector("canvas");
+    if (!canvas) return;
+    const labels = rows.map((r) => labelText(spec, r.label));
+    const data = rows.map((r) => r.metrics[spec.chart] || 0);
+    nightlyCharts.push(new window.Chart(canvas, {
+      type: "bar",
+      data: { labels,
+        datasets: [{ label: spec.title, data, backgroundColor: colors.accent, maxBarThickness: 18 }] },
+      options: {
+        plugins: { legend: { display: false },
+          tooltip: { callbacks: { label: (c) => fmt.pct(c.parsed.y) } } },
+        scales: { y: { beginAtZero: true, ticks: { callback: (v) => fmt.pct(v) } },
+          x: { ticks: { autoSkip: false, maxRotation: 60, minRotation: 0 } } },
+      },
+    }));
   }
 
   function drawNightly() {
     const n = state.nightly;
     const ok = n && n.status === "ok";
     $("nightly-status").hidden = ok;
-    $("nightly-status").textContent = n ? "Not computed yet: the nightly batch has not run for this day."
+    $("nightly-status").textContent = n
+      ? `Not computed yet: the nightly batch has not run for ${n.day}, the last market day that has ` +
+        "ended (run it with: bin/stockafolio nightly)."
       : "Not available right now (see the message at the top).";
-    $("nightly-computed").textContent = ok && n.computed_at ? `(computed ${n.computed_at.replace("T", " ").slice(0, 16)} UTC)` : "";
-    $("nightly-views").replaceChildren(...(ok ? Object.entries(n.views).map(([k, v]) => viewTable(k, v)) : []));
+    $("nightly-computed").textContent = ok && n.computed_at ? `(computed ${stamp(n.computed_at).slice(0, 16)} UTC)` : "";
+    if (n === drawnNightly) return;
+    drawnNightly = n;
+    while (nightlyCharts.length) nightlyCharts.pop().destroy();
+    const shown = ok ? Object.entries(n.views).filter(([, v]) => v.length) : [];
+    const boxes = shown.map(([k, v]) => viewTable(k, v));
+    $("nightly-views").replaceChildren(...boxes);
+    shown.forEach(([k, v], i) => viewChart(boxes[i], specOf(k, v), v));
   }
 
   function drawReconciliation() {
@@ -267,13 +385,14 @@
     if (!r) {
       const p = document.createElement("p");
       p.className = "empty";
-      p.textContent = "Not computed yet: the nightly batch reconciles the stream with the archive.";
+      p.textContent = "Not computed yet: the nightly batch reconciles the stream with the archive once a " +
+        "market day has ended.";
       target.replaceChildren(p);
       return;
     }
     const dl = document.createElement("dl");
     dl.className = "recon";
-    const items = [["Status", r.status], ["Run at", r.run_at ? r.run_at.replace("T", " ").slice(0, 19) : "–"],
+    const items = [["Status", r.status], ["Run at", stamp(r.run_at)],
       ["Users checked", fmt.int(r.users_checked)], ["Holdings checked", fmt.int(r.holdings_checked)],
       ["Mismatches", fmt.int(r.mismatches)], ["Repaired", fmt.int(r.repaired)]];
     for (const [k, v] of items) {
@@ -281,7 +400,10 @@
       const dd = document.createElement("dd"); dd.textContent = v;
       if (k === "Status") dd.className = r.mismatches ? "status-bad" : "status-ok";
       if (k === "Mismatches") sign(dd, -r.mismatches);
-      dl.append(dt, dd);
+      const pair = document.createElement("div");  // one grid cell per label and value
+      if (k === "Status") pair.className = "wide";
+      pair.append(dt, dd);
+      dl.append(pair);
     }
     const nodes = [dl];
     if (r.sample && r.sample.length) {
@@ -306,5 +428,7 @@
   window.SF.chartDefaults();
   loadAll();
   setInterval(drawAge, 5000);
+  // the clock's note, and the nightly panels once another day has ended
+  setInterval(() => loadNightly().then(render, failed), 60000);
   live({ firm: onFirm }, loadAll);
 })();

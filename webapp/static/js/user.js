@@ -1,14 +1,16 @@
-/* The user dashboard: totals, risk, holdings (sortable), value today, sectors vs the S&P 500 and
-   recent trades. Loaded from /api/v1, kept live by the `portfolio` and `prices` events; every
+/* The user dashboard: totals, risk, holdings (sortable), value over the market's day, sectors vs the
+   S&P 500 and recent trades. Every time shown is the market's (the latest price tick), not the
+   browser's clock. Loaded from /api/v1, kept live by the `portfolio` and `prices` events; every
    redraw goes through one coalesced render (at most one per second). */
 "use strict";
 
 (() => {
-  const { fmt, sign, cell, row, fill, api, banner, failed, coalesce, live, colors, isNum } = window.SF;
+  const { fmt, sign, cell, row, fill, api, banner, failed, coalesce, live, colors, isNum, stamp, drawClock } =
+    window.SF;
   const $ = (id) => document.getElementById(id);
   const TEXT_KEYS = new Set(["symbol", "name", "sector"]);
   const state = {
-    portfolio: null, trades: [], equity: [], sp500: null, historical: null,
+    portfolio: null, trades: [], equity: [], equityDay: null, sp500: null, historical: null, clock: null,
     sort: { key: "market_value", dir: -1 }, lastBatch: null,
   };
   const charts = { equity: null, sectors: null };
@@ -25,8 +27,15 @@
     state.trades = trades.trades;
   }
 
+  /** The value curve of the market's day (the server's default day: the latest price tick's). */
   async function loadEquity() {
-    state.equity = (await api("/api/v1/portfolio/equity")).points;
+    const r = await api("/api/v1/portfolio/equity");
+    state.equity = r.points;
+    state.equityDay = r.day;
+  }
+
+  async function loadClock() {
+    state.clock = await api("/api/v1/market/clock");
   }
 
   /** Last night's historical VaR/ES (the nightly batch), or nothing before the first night. */
@@ -36,7 +45,7 @@
 
   /** Each part on its own: a failing one leaves the others current and shows in the banner. */
   async function loadAll() {
-    const jobs = [loadPortfolio(), loadEquity(), loadHistorical()];
+    const jobs = [loadPortfolio(), loadEquity(), loadHistorical(), loadClock()];
     if (!state.sp500) jobs.push(api("/api/v1/reference/sectors").then((r) => { state.sp500 = r.sectors; }));
     const failure = (await Promise.allSettled(jobs)).find((r) => r.status === "rejected");
     if (failure) failed(failure.reason); else banner(null);
@@ -44,6 +53,9 @@
   }
 
   const reloadHoldings = coalesce(() => loadPortfolio(true).then(render, failed), 1000);
+  // the market moved into another day: its curve starts again, the day P&L counts from the new open
+  const reloadDay = coalesce(
+    () => Promise.all([loadEquity(), loadClock(), loadPortfolio(true)]).then(render, failed), 5000);
 
   // ---------------------------------------------------------------- live events
 
@@ -78,10 +90,15 @@
     render();
   }
 
-  /** The value curve's point for this wall-clock minute (as_of is the time of the prices used). */
-  function upsertEquityPoint(totals) {
-    if (!totals) return;
-    const minute = new Date().toISOString().slice(0, 16);
+  /** The value curve's point for the market's minute of the prices shown (`as_of`, the latest
+      tick's event time), on the curve's own time axis; never the browser's clock. */
+  function upsertEquityPoint(totals, asOf) {
+    if (!totals || !asOf || !state.equityDay) return;
+    if (asOf.slice(0, 10) !== state.equityDay) {
+      if (asOf.slice(0, 10) > state.equityDay) reloadDay();
+      return;
+    }
+    const minute = asOf.slice(0, 16);
     const last = state.equity[state.equity.length - 1];
     const point = { minute: minute + ":00Z", equity: totals.equity, day_pnl: totals.day_pnl };
     if (last && last.minute.slice(0, 16) === minute) state.equity[state.equity.length - 1] = point;
@@ -95,14 +112,16 @@
   function draw() {
     const p = state.portfolio;
     if (!p) return;
-    $("as-of").textContent = p.as_of ? p.as_of.replace("T", " ").slice(0, 19) + " UTC" : "–";
+    $("as-of").textContent = stamp(p.as_of);
+    $("equity-day").textContent = state.equityDay || "the market's day";
+    drawClock(state.clock);
     $("price-source").textContent = p.live_prices === false ? "prices: last close" : "live prices";
     drawTotals(p.totals);
     drawRisk(p.risk);
     drawHistorical(state.historical);
     drawHoldings(p.holdings);
     drawTrades(state.trades);
-    upsertEquityPoint(p.totals);   // the curve ends at the value shown in the cards
+    upsertEquityPoint(p.totals, p.as_of);   // the curve ends at the value shown in the cards
     drawEquity();
     drawSectors();
   }
@@ -243,5 +262,6 @@
   document.querySelector("#holdings thead").addEventListener("click", onSort);
   window.SF.chartDefaults();
   loadAll();
+  setInterval(() => loadClock().then(render, failed), 60000);
   live({ portfolio: onPortfolio, prices: onPrices }, loadAll);
 })();
