@@ -130,6 +130,7 @@ class BatchWriter:
         self.prior_reader = store.PriorReader(self.portfolio.session, settings.keyspace)
         self.cache = StateCache(settings.state_cache_users)
         self.views = market.MarketViews(self.portfolio.session, settings.keyspace) if settings.views else None
+        self.closes = market.PreviousCloses(self.portfolio.session, settings.keyspace, self.symbols)
         self.query_id: str | None = None  # the running query's id (from its checkpoint), for view guards
         self.retired: upgrade.Retired | None = None  # what an older release's views query counted
         self.prices = PriceFeed(settings.kafka_bootstrap, settings.prices_topic, self.portfolio.session,
@@ -207,8 +208,9 @@ class BatchWriter:
                 self.views.apply(kept.loc[new], market.previous_minutes(prior.holdings),
                                  f"{self._query_id()}:{batch_id}")
         with step("compute"):
+            closes = self.closes.before(state.batch_day(kept))  # read once a day
             rows = state.build(kept, prior, prices, batch_id, now, self.settings.opening,
-                               state.last_read(trades))
+                               state.last_read(trades), closes)
         with step("write"):
             self._write(self.portfolio.group(rows.changed, rows.totals, rows.trades, rows.equity))
         self.cache.remember(rows.portfolio)  # acknowledged: what Cassandra now holds for these users

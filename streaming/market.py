@@ -29,6 +29,7 @@ import pandas as pd
 from cassandra.cluster import ResponseFuture, Session
 from cassandra.concurrent import execute_concurrent_with_args
 from cassandra.query import BatchStatement, BatchType
+from stockafolio.market_days import previous_market_day
 from streaming import store, views, wire
 
 LOG = logging.getLogger("streaming.market")
@@ -179,6 +180,36 @@ class MarketViews:
 
 
 _END = datetime(9999, 12, 31, tzinfo=UTC)  # an open end of a minute range (bound only)
+
+
+class PreviousCloses:
+    """The previous market day's closing prices (`stockafolio.market_days`), for the day's open of a
+    user the stream values for the first time that day (`state._day_open`): each name's last price
+    of that day in Q5, its latest minute (the job's own views; with `--no-views`, whatever a run with
+    them wrote). Read once per day, one small read per name, ~500 concurrent; names that did not trade
+    that day are left out (such a holding opens at the latest price: it counts no move)."""
+
+    def __init__(self, session: Session, keyspace: str, symbols: Iterable[str]) -> None:
+        self.session, self.symbols = session, sorted(symbols)
+        self.read = session.prepare(
+            f"SELECT last_price FROM {keyspace}.symbol_stats_by_day_symbol "  # noqa: S608
+            "WHERE day = ? AND symbol = ? LIMIT 1")
+        self.day: date | None = None
+        self.closes: dict[str, float] = {}
+
+    def before(self, day: date) -> dict[str, float]:
+        if day != self.day:
+            previous = previous_market_day(day)
+            results = execute_concurrent_with_args(self.session, self.read,
+                                                   [(previous, s) for s in self.symbols],
+                                                   concurrency=READS_IN_FLIGHT, raise_on_first_error=True)
+            closes = {}
+            for symbol, (_, rows) in zip(self.symbols, results, strict=True):
+                for row in rows:
+                    if row[0] is not None:
+                        closes[symbol] = float(row[0])
+            self.day, self.closes = day, closes
+        return self.closes
 
 
 def _insert(session: Session, table: str, columns: list[str]):

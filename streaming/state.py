@@ -84,10 +84,12 @@ def _int_or(value: object, default: int) -> int:
 
 def build(trades: pd.DataFrame, prior: Prior, prices: Mapping[str, float],
           batch_id: int, now: datetime, opening_cash_cents: accounting.Opening,
-          read: pd.DataFrame | None = None) -> BatchRows:
+          read: pd.DataFrame | None = None, closes: Mapping[str, float] | None = None) -> BatchRows:
     """Apply the batch (trades `split_by_order` kept; at least one) and value every touched user;
     `now` only stamps `updated_at`. `trades` carries the Kafka `partition` and `offset` of each;
-    `read` is `last_read` of the whole batch, refused trades included (default: of `trades`)."""
+    `read` is `last_read` of the whole batch, refused trades included (default: of `trades`);
+    `closes` the previous market day's closing prices (a user's first valuation of a day opens at
+    their stored holdings marked at those, see `_day_open`)."""
     read = last_read(trades) if read is None else read
     result = accounting.apply_batch(trades, prior.holdings, prior.cash, opening_cash_cents)
     holdings = _merged(prior.holdings, result.holdings, trades["user_id"].unique())
@@ -96,7 +98,7 @@ def build(trades: pd.DataFrame, prior: Prior, prices: Mapping[str, float],
     marked = risk.mark_holdings(holdings, prices)
     day = batch_day(trades)
     totals = risk.portfolio_totals(marked, cash[["user_id", "cash_cents"]],
-                                   _day_open(prior.days, cash, day, opening_cash_cents))
+                                   _day_open(prior, cash, day, opening_cash_cents, prices, closes or {}))
     totals = totals.assign(cash_last_trade_id=cash["cash_last_trade_id"].to_numpy(), day=day,
                            last_batch_id=batch_id, updated_at=pd.Timestamp(now))
     totals = totals.merge(read, on="user_id", how="left")
@@ -166,16 +168,31 @@ def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
     return pd.concat([f for f in frames if len(f)] or frames[:1], ignore_index=True)
 
 
-def _day_open(days: pd.DataFrame, cash: pd.DataFrame, day: date,
-              opening_cash_cents: accounting.Opening) -> dict[int, int]:
-    """Equity at the start of `day` per user: kept while the stored day is `day`, else the last stored
-    equity (the previous valuation), else the opening cash of a new user."""
-    stored = days.set_index("user_id").reindex(cash["user_id"])
+def _day_open(prior: Prior, cash: pd.DataFrame, day: date, opening_cash_cents: accounting.Opening,
+              prices: Mapping[str, float], closes: Mapping[str, float]) -> dict[int, int]:
+    """Equity at the start of `day` per user: kept while the stored day is `day`; for a user stored
+    on an earlier day (idle since, maybe for days), their stored cash and holdings (what they held at
+    the previous close, having not traded since) marked at the previous market day's `closes`, a name
+    without a known close at the latest price (it counts no move), else at cost; for a new user their
+    opening cash. Never the equity stored at their last trade: every move since would count as
+    today's."""
+    stored = prior.days.set_index("user_id").reindex(cash["user_id"])
     same_day = stored["day"].map(_as_date) == day
-    opening = np.where(same_day, stored["day_open_equity_cents"], stored["equity_cents"])
+    at_close = _at_close(prior, {**prices, **closes}).reindex(stored.index)
+    opening = np.where(same_day, stored["day_open_equity_cents"], at_close)
     new = pd.Series(accounting.opening_cash(stored.index, opening_cash_cents), index=stored.index)
     opening = pd.Series(opening, index=stored.index, dtype="float64").fillna(new)
     return {int(u): int(v) for u, v in opening.items()}
+
+
+def _at_close(prior: Prior, prices: Mapping[str, float]) -> pd.Series:
+    """Stored cash plus stored holdings marked at `prices`, per user with stored cash (float cents)."""
+    cash = prior.cash.set_index("user_id")["cash_cents"].astype("float64")
+    if prior.holdings.empty:
+        return cash
+    marked = risk.mark_holdings(_ints(prior.holdings.copy()), prices)
+    value = marked.groupby("user_id")["market_value_cents"].sum().astype("float64")
+    return cash.add(value.reindex(cash.index), fill_value=0.0)
 
 
 def _as_date(value: object) -> date | None:

@@ -14,6 +14,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from stockafolio.market_days import previous_market_day
+
 NEW_YORK = ZoneInfo("America/New_York")
 CLOSE = time(16, 0)          # the regular session ends at 16:00 New York time
 TICK = timedelta(seconds=1)  # a tick stamps the start of its second: the last one of a day is 15:59:59
@@ -28,14 +30,6 @@ def utc(moment: datetime) -> datetime:
 def close_of(day: date) -> datetime:
     """The end of `day`'s session, aware UTC (16:00 New York; daylight saving handled)."""
     return datetime.combine(day, CLOSE, tzinfo=NEW_YORK).astimezone(UTC)
-
-
-def previous_market_day(day: date) -> date:
-    """The weekday before `day`."""
-    day -= timedelta(days=1)
-    while day.weekday() >= 5:
-        day -= timedelta(days=1)
-    return day
 
 
 @dataclass(frozen=True)

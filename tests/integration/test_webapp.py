@@ -20,7 +20,7 @@ import pytest
 import requests
 
 from stack.cli import LOCAL_REPLICATION
-from stockafolio import migrations
+from stockafolio import cql, migrations
 from webapp import accounts, create_app
 from webapp.settings import WebSettings
 from webapp.store import Store
@@ -672,6 +672,14 @@ def test_a_live_stream_across_a_simulated_day_boundary(endpoints, run_id: str, t
             # Friday's last second: another user's trade at 110 is AAPL's close; then Monday opens at 120
             close = late + timedelta(seconds=1)
             send(PriceTick("AAPL", 110.0, close), trade(other, 110.0, close))
+            cluster, session = cql.connect(endpoints.cassandra)
+            try:  # the close is in Q5 once the stream applied that trade (the price feed may be ahead)
+                read = session.prepare(f"SELECT last_price FROM {ks}.symbol_stats_by_day_symbol "  # noqa: S608
+                                       "WHERE day = ? AND symbol = 'AAPL' LIMIT 1")
+                webstack.wait_for(lambda: [r.last_price for r in session.execute(read, [friday.date()])]
+                                  == [110.0], "Friday's close in Q5", 120, procs)
+            finally:
+                cluster.shutdown()
             opening = monday + timedelta(hours=14, minutes=30)
             send(PriceTick("AAPL", 120.0, opening))
             webstack.wait_for(lambda: api(app, "/api/v1/market/clock")["day"] == "2026-11-23",

@@ -69,3 +69,36 @@ def test_replaying_a_batch_on_its_own_result_changes_no_state() -> None:
     columns = ["user_id", "symbol", "quantity", "cost_basis_cents", "realized_pnl_cents", "cash_cents",
                "equity_cents", "day_pnl_cents"]
     pd.testing.assert_frame_equal(again.portfolio[columns], first.portfolio[columns])
+
+
+def test_a_user_idle_for_days_opens_at_the_previous_close_not_at_their_last_stored_equity() -> None:
+    from datetime import timedelta
+
+    first = state.build(trades((1, 1, "AAPL", "buy", 10, 100.0), (2, 1, "MSFT", "buy", 5, 200.0)),
+                        empty_prior(), {"AAPL": 100.0, "MSFT": 200.0}, 0, NOW, opening_cash_cents=1_000_000)
+    assert first.totals.iloc[0]["equity_cents"] == 1_000_000  # bought at the prices it is marked at
+    prior = state.Prior.from_rows(stored(first))
+    # five days later (a Wednesday after a long weekend): AAPL closed at 130 the day before, MSFT has
+    # no known close; today AAPL trades at 131 and MSFT at 190
+    later = trades((3, 1, "XOM", "buy", 1, 50.0))
+    later["event_time"] = later["event_time"] + timedelta(days=5)
+    rows = state.build(later, prior, {"AAPL": 131.0, "MSFT": 190.0, "XOM": 50.0}, 1, NOW + timedelta(days=5),
+                       opening_cash_cents=1_000_000, closes={"AAPL": 130.0})
+    total = rows.totals.iloc[0]
+    cash_before = 1_000_000 - 100_000 - 100_000
+    opening = cash_before + 10 * 13_000 + 5 * 19_000  # AAPL at its close, MSFT at today's price
+    assert total["day"] == DAY + timedelta(days=5)
+    assert total["day_open_equity_cents"] == opening
+    # today's moves only: AAPL +1 a share since the close; MSFT no move; buying XOM at its price none
+    assert total["day_pnl_cents"] == 10 * 100
+    # the old rule opened at the equity stored at the last trade (1,000,000): every move since, today's
+    assert total["day_open_equity_cents"] != first.totals.iloc[0]["equity_cents"]
+
+    # the same user's next batch that day keeps the open
+    again = trades((4, 1, "XOM", "sell", 1, 51.0))
+    again["event_time"] = again["event_time"] + timedelta(days=5)
+    prices = {"AAPL": 129.0, "MSFT": 190.0, "XOM": 51.0}
+    rows2 = state.build(again, state.Prior.from_rows(stored(rows)), prices, 2, NOW + timedelta(days=5),
+                        opening_cash_cents=1_000_000, closes={"AAPL": 130.0})
+    assert rows2.totals.iloc[0]["day_open_equity_cents"] == opening
+    assert rows2.totals.iloc[0]["day_pnl_cents"] == 10 * -100 + 100  # AAPL -1 a share, XOM sold +1
