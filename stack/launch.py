@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from stack.logrotate import Rotation
 from stockafolio.errors import ConfigError
 
 
@@ -23,6 +24,8 @@ class LaunchSpec:
     stop_timeout_s: float = 60.0
     # Set: the process runs under stack/supervise.py, restarted when it fails (keys as in LAUNCH.md).
     restart: dict[str, float] | None = None
+    # How its `.out` log is kept bounded (stack/logrotate.py); optional `log_rotate` block in the JSON.
+    log_rotate: Rotation = field(default_factory=Rotation)
 
     @classmethod
     def load(cls, path: Path) -> LaunchSpec:
@@ -36,6 +39,7 @@ class LaunchSpec:
                 start_timeout_s=float(raw.get("start_timeout_s", 120)),
                 stop_timeout_s=float(raw.get("stop_timeout_s", 60)),
                 restart=None if restart is None else {k: float(v) for k, v in restart.items()},
+                log_rotate=Rotation.of(raw.get("log_rotate")),
             )
         except FileNotFoundError:
             raise ConfigError(f"{path} is missing; provision first: bin/stockafolio run") from None
@@ -48,6 +52,8 @@ class LaunchSpec:
             "name": self.name, "argv": list(self.argv), "cwd": self.cwd, "log": self.log,
             "ports": list(self.ports), "health": self.health, "env": self.env,
             "start_timeout_s": self.start_timeout_s, "stop_timeout_s": self.stop_timeout_s}
+        if self.log_rotate != Rotation():
+            raw["log_rotate"] = self.log_rotate.as_json()
         return raw if self.restart is None else {**raw, "restart": self.restart}
 
     def write(self, path: Path) -> None:

@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from stack import supervise
+from stack import logrotate, supervise
 from stack.launch import LaunchSpec
 
 REPO = Path(__file__).resolve().parent.parent
@@ -23,6 +23,11 @@ SUPERVISOR_GRACE_S = 15.0  # a supervisor's own stop, after its child's stop_tim
 
 def pidfile(run_dir: Path, name: str) -> Path:
     return run_dir / f"{name}.pid"
+
+
+def keeper_pidfile(run_dir: Path, name: str) -> Path:
+    """The pid of the keeper of `name`'s log (stack/logrotate.py); it ends with the process."""
+    return run_dir / f"{name}.logrotate.pid"
 
 
 def running_pid(run_dir: Path, name: str) -> int | None:
@@ -59,7 +64,8 @@ _LAUNCHER = 'log="$1"; shift; setsid "$@" </dev/null >>"$log" 2>&1 & echo $!'
 
 
 def start(spec: LaunchSpec, run_dir: Path) -> int:
-    """Spawn the process detached, stdout and stderr appended to its log; return its pid."""
+    """Spawn the process detached, stdout and stderr appended to its log, and the keeper that
+    rotates that log (unless the spec turns rotation off); return the process's pid."""
     Path(spec.log).parent.mkdir(parents=True, exist_ok=True)
     Path(spec.cwd).mkdir(parents=True, exist_ok=True)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -68,13 +74,19 @@ def start(spec: LaunchSpec, run_dir: Path) -> int:
     argv, cwd, env = list(spec.argv), spec.cwd, {**os.environ, **spec.env}
     if spec.restart is not None:
         argv, cwd, env = _supervisor_argv(spec, run_dir), str(REPO), dict(os.environ)
-    launched = subprocess.run(
-        ["/bin/sh", "-c", _LAUNCHER, "sh", spec.log, *argv], cwd=cwd,
-        env=env, capture_output=True, text=True, check=True,
-    )
-    pid = int(launched.stdout.strip())
+    pid = _launch(spec.log, argv, cwd, env)
     pidfile(run_dir, spec.name).write_text(f"{pid}\n")
+    if spec.log_rotate.max_bytes > 0:
+        keeper = _launch(spec.log, logrotate.keeper_argv(spec.log, pid, spec.log_rotate), str(REPO),
+                         dict(os.environ))
+        keeper_pidfile(run_dir, spec.name).write_text(f"{keeper}\n")
     return pid
+
+
+def _launch(log: str, argv: list[str], cwd: str, env: dict[str, str]) -> int:
+    launched = subprocess.run(["/bin/sh", "-c", _LAUNCHER, "sh", log, *argv], cwd=cwd, env=env,
+                              capture_output=True, text=True, check=True)
+    return int(launched.stdout.strip())
 
 
 def _supervisor_argv(spec: LaunchSpec, run_dir: Path) -> list[str]:

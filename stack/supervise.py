@@ -200,11 +200,13 @@ def log_size(path: str) -> int:
 
 def error_in_log(path: str, since: int, window: int = 64 * 1024) -> str | None:
     """`last_error_line` of what was appended to the log at `path` after byte `since` (its last
-    `window` bytes at most)."""
+    `window` bytes at most); all of it when the log is now shorter than `since` (it was rotated
+    meanwhile, stack/logrotate.py)."""
     try:
         with open(path, "rb") as f:
             f.seek(0, os.SEEK_END)
-            f.seek(max(since, f.tell() - window))
+            end = f.tell()
+            f.seek(max(since if since <= end else 0, end - window))
             return last_error_line(f.read().decode(errors="replace"))
     except OSError:
         return None
