@@ -2,7 +2,15 @@
 `--mode running`, the pipeline yourself with `bin/stockafolio run`).
 
 1. Throughput: `--runs` headless locust runs of tests/load/locustfile.py (both personas) against
-   --url; per endpoint the median over the runs of requests/s and p50/p95/p99 response times.
+   --url; per endpoint the median over the runs of requests/s and p50/p95/p99 response times. The
+   simulated users open one dashboard after another, each as the next of `--accounts` load-test
+   accounts (default 10,000, on simulated users of every level of activity, plus `--firm-accounts`
+   analysts), seeded first when they are not there yet (`webapp.accounts.seed_many`: cheap hashes for
+   these accounts only, 32 writes at a time; passwords in <var>/secrets/bench-accounts.json, 0600).
+   Every account logs in once, before the first run (the sessions are kept for the next runs);
+   each run reports the accounts it visited and the hit ratio of the web app's per-user cache
+   (the share of requests for a user's own rows that read nothing from Cassandra). `--accounts 0`
+   uses the demo accounts of --accounts-file instead.
 2. Trade-to-browser latency: a probe account on a simulated user outside the generator's range logs
    in over Socket.IO (python-socketio, websocket, like the browser); the bench produces one trade at
    a time for it into the pipeline's trades topic and times produce -> the `portfolio` event, then
@@ -12,6 +20,8 @@ Results: bench/results/webapp_load.json (both modes kept) and the table bench/re
 
     python bench/webapp_load.py --mode idle      # pipeline stopped (run --no-pipeline)
     python bench/webapp_load.py --mode running   # while bin/stockafolio run drives the pipeline
+    python bench/webapp_load.py --mode idle --no-think --latency-trades 0   # capacity
+    python bench/webapp_load.py --mode idle --seed-only     # only seed the 10,000 accounts
 
 The probe's trades are not in the generator's S3 archive: the nightly reconciliation reports the probe
 user (id --probe-user-id) as not_in_archive. Use a stack you can reconcile without it, or ignore it.
@@ -56,16 +66,23 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 1
     accounts = load_accounts(args.accounts_file)
+    seeding = ensure_bench_accounts(args) if args.accounts else None
+    if args.seed_only:
+        return 0
     result: dict = {"mode": MODES[args.mode] + (", capacity (no think time)" if args.no_think else ""),
                     "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
                     "url": args.url, "pipeline": pipeline_state(args.url, accounts),
                     "load_average_1m": round(os.getloadavg()[0], 1)}
+    if args.note:
+        result["note"] = args.note
+    if seeding is not None:
+        result["accounts"] = seeding
     print(f"[{MODES[args.mode]}] pipeline: {result['pipeline']}", flush=True)
     if not args.skip_load:
         result["load"] = load_runs(args)
     if args.latency_trades:
         result["latency"] = latency(args)
-    write_results(args.mode + ("-capacity" if args.no_think else ""), result, args.results)
+    write_results(args.label or args.mode + ("-capacity" if args.no_think else ""), result, args.results)
     if args.screenshots:
         screenshots(args.url, accounts, args.screenshots)
     return 0
@@ -80,6 +97,25 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--url", default="http://127.0.0.1:8000", help="the web app (default %(default)s)")
     p.add_argument("--accounts-file", type=Path, default=default_var_dir() / "secrets" / "demo-accounts.json",
                    help="demo accounts written by `python -m webapp accounts seed` (default %(default)s)")
+    p.add_argument("--accounts", type=int, default=10_000,
+                   help="load-test accounts the simulated users log in as, one dashboard visit after "
+                        "another (0: the demo accounts of --accounts-file; default %(default)s)")
+    p.add_argument("--firm-accounts", type=positive, default=10,
+                   help="firm analysts among them (default %(default)s)")
+    p.add_argument("--population", type=positive, default=10_000_000,
+                   help="the generator's --users, whose activity ranks the accounts are spread over "
+                        "(default %(default)s, as `bin/stockafolio run`)")
+    p.add_argument("--population-seed", type=int, default=1, help="the generator's --seed (%(default)s)")
+    p.add_argument("--reseed", action="store_true", help="write the load-test accounts even if they exist")
+    p.add_argument("--seed-only", action="store_true", help="seed the load-test accounts and stop")
+    p.add_argument("--rereads", type=int, default=4,
+                   help="requests of a dashboard visit after the page has loaded (default %(default)s)")
+    p.add_argument("--label", help="key of this result in the results (default: the mode, -capacity "
+                                   "with --no-think); another key is kept as a one-off comparison")
+    p.add_argument("--note", help="a sentence printed with this result in the results file")
+    p.add_argument("--web-pidfile", type=Path, default=default_var_dir() / "run" / "webapp.pid",
+                   help="pid of the web app (its supervisor or `python -m webapp`), for the cores it used "
+                        "(default %(default)s)")
     p.add_argument("--runs", type=positive, default=3, help="locust runs (default %(default)s)")
     p.add_argument("--users", type=positive, default=30, help="simulated users per run (default %(default)s)")
     p.add_argument("--spawn-rate", type=positive, default=10, help="users started per second (%(default)s)")
@@ -112,6 +148,46 @@ def load_accounts(path: Path) -> list[dict]:
     return found
 
 
+def bench_accounts_file() -> Path:
+    return default_var_dir() / "secrets" / "bench-accounts.json"
+
+
+def ensure_bench_accounts(args: argparse.Namespace) -> dict:
+    """The load-test accounts in Cassandra and in bench_accounts_file(): written unless the file
+    already holds these very accounts and a sample of them is in Cassandra (--reseed: always).
+    Returns what the results say about them."""
+    from stockafolio.settings import Endpoints, default_keyspace
+    from webapp import accounts as web_accounts
+    from webapp.store import Store
+
+    path = bench_accounts_file()
+    previous = web_accounts.read_demo_file(path)
+    wanted = web_accounts.bench_accounts(args.population, args.population_seed, args.accounts,
+                                         args.firm_accounts, {a["username"]: a["password"] for a in previous})
+    store = Store(Endpoints.load(default_var_dir()).cassandra, default_keyspace(), timeout_s=10, retry_s=0)
+    began = time.monotonic()
+    try:
+        same = [(a["username"], a.get("user_id")) for a in previous] == \
+            [(a.username, a.user_id) for a in wanted]
+        sample = wanted[:: max(1, len(wanted) // 20)] + wanted[-1:]
+        if args.reseed or not same or any(store.account(a.username) is None for a in sample):
+            print(f"seeding {len(wanted):,} load-test accounts ...", flush=True)
+            web_accounts.seed_many(store, wanted)
+            web_accounts.write_secrets_file(path, wanted)
+            seeded_s: float | None = round(time.monotonic() - began, 1)
+            print(f"  written in {seeded_s} s ({len(wanted) / seeded_s:,.0f} accounts/s): Cassandra and "
+                  f"{path}", flush=True)
+        else:
+            seeded_s = None
+            print(f"{len(wanted):,} load-test accounts already seeded ({path})", flush=True)
+    finally:
+        store.close()
+    ranks = sorted(a.rank for a in wanted if a.rank is not None)
+    return {"users": len(ranks), "firm": args.firm_accounts, "population": args.population,
+            "population_seed": args.population_seed, "ranks": [ranks[0], ranks[len(ranks) // 2], ranks[-1]],
+            "hash": web_accounts.BENCH_HASH_METHOD, "seeded_s": seeded_s, "file": str(path)}
+
+
 def log_in(url: str, username: str, password: str):
     import requests
 
@@ -142,30 +218,126 @@ def pipeline_state(url: str, accounts: list[dict]) -> dict:
 
 
 def load_runs(args: argparse.Namespace) -> dict:
-    runs = []
-    with tempfile.TemporaryDirectory(prefix="webapp_load_") as tmp:
+    runs, reports, loads, cpu = [], [], [], []
+    sign_in = None
+    with tempfile.TemporaryDirectory(prefix="webapp_load_") as tmp:  # 0700: the sessions file is secret
+        sessions = Path(tmp) / "sessions.json"
+        if args.accounts:
+            sign_in = sign_in_step(args, Path(tmp) / "sign-in", sessions)
         for i in range(args.runs):
-            print(f"locust run {i + 1}/{args.runs}: {args.users} users, {args.seconds} s", flush=True)
-            runs.append(one_run(args, Path(tmp) / f"run{i}"))
-            agg = runs[-1]["Aggregated"]
-            print(f"  {agg['rps']:.1f} requests/s, p95 {agg['p95']:.0f} ms, {agg['failures']} failures",
-                  flush=True)
+            loads.append(round(os.getloadavg()[0], 2))
+            print(f"locust run {i + 1}/{args.runs}: {args.users} users, {args.seconds} s "
+                  f"(load average {loads[-1]})", flush=True)
+            before = CpuSample.take(args.web_pidfile)
+            stats, report = one_run(args, Path(tmp) / f"run{i}", sessions)
+            cpu.append(before.cores_until(CpuSample.take(args.web_pidfile)))
+            runs.append(stats)
+            reports.append(report)
+            agg = stats["Aggregated"]
+            cache = (report.get("user_cache") or {}).get("hit_ratio")
+            print(f"  {agg['rps']:.1f} requests/s, p99 {agg['p99']:.0f} ms, {agg['failures']} failures, "
+                  f"{report.get('accounts_visited', '?')} accounts visited, per-user cache hit ratio "
+                  f"{cache}, cores used {cpu[-1]}", flush=True)
     names = list(dict.fromkeys(n for r in runs for n in r))  # an endpoint may be missing from a short run
     table = {n: {k: statistics.median(r[n][k] for r in runs if n in r)
                  for k in ("rps", "p50", "p95", "p99")} for n in names}
     for n in names:
         table[n]["requests"] = sum(r[n]["requests"] for r in runs if n in r)
         table[n]["failures"] = sum(r[n]["failures"] for r in runs if n in r)
-    return {"runs": args.runs, "users": args.users, "seconds": args.seconds, "endpoints": table}
+    each = [{**per_run(r, rep), "cores": c} for r, rep, c in zip(runs, reports, cpu, strict=True)]
+    return {"runs": args.runs, "users": args.users, "seconds": args.seconds, "rereads": args.rereads,
+            "load_average_before_each": loads, "per_run": each, "endpoints": table, **summarize(reports),
+            "sign_in": sign_in}
 
 
-def one_run(args: argparse.Namespace, prefix: Path) -> dict:
+def sign_in_step(args: argparse.Namespace, prefix: Path, sessions: Path) -> dict | None:
+    """Log every load-test account in (a one-second locust run with --sign-in first), so that the
+    measured runs reuse the sessions and measure only the dashboards."""
+    print(f"logging in the {args.accounts + args.firm_accounts:,} load-test accounts ...", flush=True)
+    one = argparse.Namespace(**{**vars(args), "users": 1, "spawn_rate": 1, "seconds": 1})
+    _stats, report = one_run(one, prefix, sessions)
+    took = report.get("sign_in")
+    if took:
+        print(f"  {took['signed_in']:,} in {took['seconds']} s ({took['logins_per_s']} logins/s)", flush=True)
+    return took
+
+
+class CpuSample:
+    """CPU seconds used so far by the web app (its supervisor and everything under it), Cassandra and
+    this script's children (locust), from /proc; for the cores each used during a run."""
+
+    TICK = os.sysconf("SC_CLK_TCK")
+
+    def __init__(self, at: float, web: float, cassandra: float, children: float) -> None:
+        self.at, self.web, self.cassandra, self.children = at, web, cassandra, children
+
+    @classmethod
+    def take(cls, web_pidfile: Path) -> CpuSample:
+        import resource
+
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cassandra_pidfile = default_var_dir() / "run" / "cassandra.pid"
+        return cls(time.monotonic(), cls.tree_seconds(web_pidfile), cls.tree_seconds(cassandra_pidfile),
+                   usage.ru_utime + usage.ru_stime)
+
+    @classmethod
+    def tree_seconds(cls, pidfile: Path) -> float:
+        """utime + stime of the process in `pidfile` and its live descendants."""
+        try:
+            root = int(pidfile.read_text())
+        except (OSError, ValueError):
+            return 0.0
+        stats: dict[int, tuple[int, float]] = {}  # pid -> (parent, cpu seconds)
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                except (OSError, IndexError):
+                    continue
+                stats[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / cls.TICK)
+        tree, total = {root}, 0.0
+        for pid in sorted(stats):  # parents have lower pids, except after a pid wrap (rare; then missed)
+            if pid in tree or stats[pid][0] in tree:
+                tree.add(pid)
+                total += stats[pid][1]
+        return total
+
+    def cores_until(self, later: CpuSample) -> dict[str, float]:
+        wall = later.at - self.at
+        return {"web": round((later.web - self.web) / wall, 2),
+                "cassandra": round((later.cassandra - self.cassandra) / wall, 2),
+                "locust": round((later.children - self.children) / wall, 2)}
+
+
+def per_run(stats: dict, report: dict) -> dict:
+    agg = stats["Aggregated"]
+    return {"rps": agg["rps"], "p99": agg["p99"], "accounts_visited": report.get("accounts_visited"),
+            "hit_ratio": (report.get("user_cache") or {}).get("hit_ratio"),
+            "cassandra_reads_per_request": report.get("cassandra_reads_per_request")}
+
+
+def summarize(reports: list[dict]) -> dict:
+    """What the locustfile reported (--report): accounts, sign-ins and the per-user cache, over the runs."""
+    def median(values: list) -> float | None:
+        found = [v for v in values if v is not None]
+        return statistics.median(found) if found else None
+
+    return {"accounts_visited": median([r.get("accounts_visited") for r in reports]),
+            "hit_ratio": median([(r.get("user_cache") or {}).get("hit_ratio") for r in reports]),
+            "cassandra_reads_per_request": median([r.get("cassandra_reads_per_request") for r in reports])}
+
+
+def one_run(args: argparse.Namespace, prefix: Path, sessions: Path) -> tuple[dict, dict]:
+    """One locust run: its statistics per endpoint and the locustfile's report."""
+    accounts = (["--accounts-file", str(bench_accounts_file()), "--sign-in", "first", "--sessions-file",
+                 str(sessions)] if args.accounts else ["--accounts-file", str(args.accounts_file)])
     argv = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "-H", args.url,
             "-u", str(args.users), "-r", str(args.spawn_rate), "-t", f"{args.seconds}s",
-            "--accounts-file", str(args.accounts_file), "--csv", str(prefix), "--only-summary",
+            *accounts, "--rereads", str(args.rereads), "--report", f"{prefix}_report.json",
+            "--csv", str(prefix), "--only-summary",
             "--stop-timeout", "5", "--loglevel", "WARNING", "--reset-stats",
             *(["--no-think"] if args.no_think else [])]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=args.seconds + 120, check=False)
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=args.seconds + 600, check=False)
     if done.returncode != 0:
         print(done.stderr[-2000:], file=sys.stderr)
         print("  (locust exited non-zero: failures above its guard; figures kept and marked)", flush=True)
@@ -178,7 +350,11 @@ def one_run(args: argparse.Namespace, prefix: Path) -> dict:
             out[name] = {"rps": float(r["Requests/s"]), "p50": float(r["50%"]), "p95": float(r["95%"]),
                          "p99": float(r["99%"]), "requests": int(r["Request Count"]),
                          "failures": int(r["Failure Count"])}
-    return out
+    try:
+        report = json.loads(Path(f"{prefix}_report.json").read_text())
+    except (OSError, ValueError):
+        report = {}
+    return out, report
 
 
 # ---------------------------------------------------------------- latency
@@ -327,8 +503,16 @@ def render(kept: dict) -> str:
              "Written by `bench/webapp_load.py` (locust, tests/load/locustfile.py: 9 portfolio users to 1",
              "firm analyst, each waiting 1-3 s between requests, or not at all in the capacity runs;",
              "locust runs on the same 2-core machine as the web app and the stack). Statistics are reset",
-             "once every user has logged in (steady state). Response times in ms; requests/s and",
-             "percentiles are medians over the runs.", ""]
+             "once every user has started (steady state). Response times in ms; requests/s and",
+             "percentiles are medians over the runs.", "",
+             "Since 2026-12-08 the simulated users open one dashboard after another, each time as the next",
+             "of 10,000 load-test accounts on simulated users of every level of activity (the page and",
+             "what the browser asks for when it loads, then a few re-reads), all logged in before the",
+             "runs; the *hit ratio* is the share of requests for a user's own rows (portfolio, trades,",
+             "value curve) that the web app's per-user cache answered without a Cassandra read (counted by",
+             "Cassandra's own read counters; a missed trades request reads two days and counts once).",
+             "Results without an accounts line were measured with the 3 demo accounts (every portfolio",
+             "read a cache hit after the first).", ""]
     known = ("idle", "idle-capacity", "running", "running-capacity")
     for mode in (*known, *(k for k in kept if k not in known)):  # extra keys: one-off comparisons
         r = kept.get(mode)
@@ -338,10 +522,13 @@ def render(kept: dict) -> str:
         lines += [f"## {r['mode']} ({r['measured_at']}{extra})", "",
                   f"At the start: pipeline `{r['pipeline']}`, 1-minute load average "
                   f"{r.get('load_average_1m', '?')} (2 cores).", ""]
+        if r.get("note"):
+            lines += [r["note"], ""]
         if "load" in r:
             load = r["load"]
-            lines += [f"{load['runs']} runs x {load['seconds']} s, {load['users']} simulated users.", "",
-                      "| endpoint | requests/s | p50 | p95 | p99 | requests | failures |",
+            lines += [f"{load['runs']} runs x {load['seconds']} s, {load['users']} simulated users.", ""]
+            lines += accounts_lines(r.get("accounts"), load)
+            lines += ["| endpoint | requests/s | p50 | p95 | p99 | requests | failures |",
                       "|---|---:|---:|---:|---:|---:|---:|"]
             rows = sorted(load["endpoints"].items(), key=lambda kv: (kv[0] == "Aggregated", kv[0]))
             for name, e in rows:
@@ -359,6 +546,37 @@ def render(kept: dict) -> str:
         elif lat:
             lines += [f"Latency: no event arrived for any of {lat['trades']} trades.", ""]
     return "\n".join(lines)
+
+
+def _cores(cores: dict | None) -> str:
+    return "?" if not cores else f"{cores['web']} / {cores['cassandra']} / {cores['locust']}"
+
+
+def accounts_lines(accounts: dict | None, load: dict) -> list[str]:
+    """What a 10,000-account result says about the accounts, the sign-ins and the per-user cache."""
+    if not accounts:
+        return []
+    lines = [f"Accounts: {accounts['users']:,} users (activity ranks {accounts['ranks'][0]:,} / "
+             f"{accounts['ranks'][1]:,} / {accounts['ranks'][2]:,} of {accounts['population']:,}: min / "
+             f"median / max) and {accounts['firm']} analysts, hash `{accounts['hash']}`"
+             + (f", seeded in {accounts['seeded_s']} s" if accounts.get("seeded_s") else "") + "."]
+    sign_in = load.get("sign_in")
+    if sign_in:
+        lines.append(f"Logged in before the first run: {sign_in['signed_in']:,} accounts in "
+                     f"{sign_in['seconds']} s ({sign_in['logins_per_s']} logins/s; GET + POST /login "
+                     f"p50 {sign_in['request_p50_ms']} ms, p99 {sign_in['request_p99_ms']} ms).")
+    runs = load.get("per_run") or []
+    lines.append(f"Each dashboard visit: the page load, then {load.get('rereads', '?')} re-reads. Per run "
+                 "(requests/s, p99 ms, distinct accounts visited, per-user cache hit ratio, Cassandra reads "
+                 "per request, cores used by the web app / Cassandra / locust): " + "; ".join(
+                     f"{p['rps']:.0f}, {p['p99']:.0f}, {p['accounts_visited']}, {p['hit_ratio']}, "
+                     f"{p['cassandra_reads_per_request']}, {_cores(p.get('cores'))}" for p in runs) + ".")
+    lines.append(f"Medians of the runs: per-user cache hit ratio **{load.get('hit_ratio')}**, distinct "
+                 f"accounts visited {load.get('accounts_visited')}, Cassandra reads per request "
+                 f"{load.get('cassandra_reads_per_request')}.")
+    loads = ", ".join(str(x) for x in load.get("load_average_before_each", []))
+    lines.append(f"Load average before each run: {loads}.")
+    return [*lines, ""]
 
 
 if __name__ == "__main__":

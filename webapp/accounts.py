@@ -1,7 +1,8 @@
 """Accounts (Q0): a user name, a hashed password (werkzeug scrypt), a role, for role `user` the
 simulated user id whose portfolio the account sees, and a session epoch: a session is valid while
 the epoch it was issued with is the account's (webapp.auth). Writing an account (a new password or
-role) or logging out gives it a new epoch. Demo seeding for `bin/stockafolio run`."""
+role) or logging out gives it a new epoch. Demo seeding for `bin/stockafolio run`; bulk seeding of the
+load test's accounts (`bench/webapp_load.py --accounts N`)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import json
 import os
 import re
 import secrets
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,7 +19,7 @@ from typing import Literal
 
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from stockafolio.activity import most_active_user_ids
+from stockafolio.activity import most_active_user_ids, ranks_of_every_level, user_ids_of_ranks
 from stockafolio.errors import StockafolioError
 
 Role = Literal["user", "firm"]
@@ -24,6 +27,11 @@ ROLES: tuple[Role, ...] = ("user", "firm")
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{1,31}$")
 MIN_PASSWORD = 10
 HASH_METHOD = "scrypt"
+# Load-test accounts only: 0.3 ms a hash instead of ~120 ms, so that 10,000 of them can be created
+# and logged in within seconds. Real accounts always get HASH_METHOD; a login checks each hash with
+# the method stored in it, so the two can live side by side.
+BENCH_HASH_METHOD = "pbkdf2:sha256:1000"
+BENCH_PREFIX = "bench-"
 # Checked when the user name does not exist, so a wrong name costs as long as a wrong password.
 _DUMMY_HASH = generate_password_hash(secrets.token_hex(8), method=HASH_METHOD)
 
@@ -121,11 +129,7 @@ def seed(store, secrets_file: Path, n_users: int, seed_value: int, users: int = 
     accounts = demo_accounts(n_users, seed_value, users, {a["username"]: a["password"] for a in previous})
     for a in accounts:
         create(store, a.username, a.password, a.role, a.user_id, overwrite=True, method=method)
-    secrets_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(secrets_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        json.dump([a.__dict__ for a in accounts], out, indent=2)
-    os.chmod(secrets_file, 0o600)
+    write_secrets_file(secrets_file, accounts)
     return accounts
 
 
@@ -138,3 +142,58 @@ def read_demo_file(path: Path) -> list[dict]:
         raise AccountError(f"{path} is not valid JSON ({exc}); delete it to reseed") from None
     return [a for a in data if isinstance(a, dict) and {"username", "password"} <= set(a)] \
         if isinstance(data, list) else []
+
+
+# ---------------------------------------------------------------- load-test accounts
+
+
+@dataclass(frozen=True)
+class BenchAccount(DemoAccount):
+    rank: int | None = None  # activity rank of its simulated user (0: the most active), None for firm
+
+
+def bench_accounts(n_users: int, seed_value: int, users: int, firm: int,
+                   previous: dict[str, str]) -> list[BenchAccount]:
+    """`users` load-test accounts on simulated users of every level of activity
+    (`stockafolio.activity.ranks_of_every_level`), named bench-u00001.. from the most active, plus
+    `firm` analysts bench-f001..; passwords kept from `previous` (name -> password)."""
+    ranks = ranks_of_every_level(n_users, users)
+    ids = user_ids_of_ranks(n_users, seed_value, ranks)
+    plan: list[tuple[str, Role, int | None, int | None]] = [
+        (f"{BENCH_PREFIX}u{i + 1:05d}", "user", uid, rank)
+        for i, (uid, rank) in enumerate(zip(ids, ranks, strict=True))]
+    plan += [(f"{BENCH_PREFIX}f{i + 1:03d}", "firm", None, None) for i in range(firm)]
+    return [BenchAccount(name, previous.get(name) or secrets.token_urlsafe(12), role, uid, rank)
+            for name, role, uid, rank in plan]
+
+
+def seed_many(store, accounts: Sequence[DemoAccount], method: str = BENCH_HASH_METHOD,
+              threads: int = 32) -> None:
+    """Write many accounts at once: validated first, then hashed and written by `threads` threads
+    (the store's prepared statement; hashlib and the driver release the GIL while they wait), each
+    account with a new session epoch like `create`. Meant for load-test accounts with
+    BENCH_HASH_METHOD, which only names starting with BENCH_PREFIX may get (a real account's hash
+    is never weakened)."""
+    for a in accounts:
+        validate(a.username, a.password, a.role, a.user_id)
+        if method != HASH_METHOD and not a.username.startswith(BENCH_PREFIX):
+            raise AccountError(f"{a.username!r} is not a load-test account ({BENCH_PREFIX}...): it gets "
+                               f"the {HASH_METHOD} hash, not {method}")
+    now = datetime.now(UTC)
+
+    def put(a: DemoAccount) -> None:
+        store.put_account(a.username, a.user_id, generate_password_hash(a.password, method=method), a.role,
+                          now, overwrite=True, epoch=new_epoch())
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        for _ in pool.map(put, accounts):  # re-raises the first failure
+            pass
+
+
+def write_secrets_file(path: Path, accounts: Sequence[DemoAccount]) -> None:
+    """The accounts with their passwords as a JSON list, mode 0600."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        json.dump([a.__dict__ for a in accounts], out, indent=2)
+    os.chmod(path, 0o600)
