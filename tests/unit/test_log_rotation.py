@@ -17,6 +17,7 @@ import pytest
 from stack import logrotate, process, supervise
 from stack.launch import LaunchSpec
 from stack.logrotate import Rotation
+from tests.unit.waiting import wait_for
 
 SMALL = Rotation(max_bytes=20_000, backups=2, interval_s=0.05)
 
@@ -32,13 +33,7 @@ WRITER = """
 
 
 def _wait_for(what: str, predicate: Callable[[], Any], timeout_s: float = 15) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        got = predicate()
-        if got:
-            return got
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
+    return wait_for(what, predicate, timeout_s)
 
 
 def _spec(tmp_path: Path, rotation: Rotation = SMALL, restart: dict[str, float] | None = None) -> LaunchSpec:

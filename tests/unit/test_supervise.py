@@ -7,7 +7,6 @@ import os
 import signal
 import sys
 import textwrap
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ import pytest
 from stack import process, services, supervise
 from stack.config import StackConfig
 from stack.launch import LaunchSpec
+from tests.unit.waiting import wait_for
 
 FAST = {"backoff_s": 0.1, "max_backoff_s": 0.4, "stable_s": 30}
 
@@ -35,13 +35,7 @@ def _spec(tmp_path: Path, argv: list[str], restart: dict[str, float] | None = No
 
 
 def _wait_for(what: str, predicate: Callable[[], Any], timeout_s: float = 10) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        got = predicate()
-        if got:
-            return got
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
+    return wait_for(what, predicate, timeout_s)
 
 
 @pytest.fixture(autouse=True)

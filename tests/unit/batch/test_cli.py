@@ -8,6 +8,7 @@ from datetime import UTC, datetime, time
 import pytest
 
 from batch import cli, schedule
+from tests.unit.batch.endpoints import write_endpoints
 
 
 @pytest.mark.parametrize(
@@ -55,16 +56,7 @@ def test_loop_runs_the_nightly_child_at_the_time(monkeypatch) -> None:
 
 
 def test_settings_from_flags(tmp_path) -> None:
-    for name, body in {
-        "cassandra": '{"contact_points": ["h"], "port": 1, "local_dc": "d"}',
-        "kafka": '{"bootstrap_servers": "k"}',
-        "hdfs": '{"url": "hdfs://n:1", "namenode_http": "x"}',
-        "s3": '{"endpoint_url": "u", "region": "r", "access_key": "a", "secret_key": "s", '
-        '"archive_bucket": "arch"}',
-        "spark": '{"conf_dir": "c", "master": "local[2]"}',
-    }.items():
-        (tmp_path / "endpoints").mkdir(exist_ok=True)
-        (tmp_path / "endpoints" / f"{name}.json").write_text(body)
+    write_endpoints(tmp_path)
     args = cli.parser().parse_args(
         [
             "reconcile",

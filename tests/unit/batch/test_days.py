@@ -10,6 +10,7 @@ import pytest
 
 from batch import cli, days, services
 from batch.settings import BatchError
+from tests.unit.batch.endpoints import write_endpoints
 
 FRI, MON, TUE = date(2026, 12, 4), date(2026, 12, 7), date(2026, 12, 8)
 MON_1434 = datetime(2026, 12, 7, 14, 34, 9, tzinfo=UTC)   # 09:34 New York: Monday in progress
@@ -62,16 +63,7 @@ def test_the_session_ends_when_the_generator_ends_it():
 
 @pytest.fixture()
 def var(tmp_path: Path, monkeypatch) -> Path:
-    for name, body in {
-        "cassandra": '{"contact_points": ["h"], "port": 1, "local_dc": "d"}',
-        "kafka": '{"bootstrap_servers": "k"}',
-        "hdfs": '{"url": "hdfs://n:1", "namenode_http": "x"}',
-        "s3": '{"endpoint_url": "u", "region": "r", "access_key": "a", "secret_key": "s", '
-        '"archive_bucket": "arch"}',
-        "spark": '{"conf_dir": "c", "master": "local[2]"}',
-    }.items():
-        (tmp_path / "endpoints").mkdir(exist_ok=True)
-        (tmp_path / "endpoints" / f"{name}.json").write_text(body)
+    write_endpoints(tmp_path)
     for check in ("check_s3", "check_cassandra"):
         monkeypatch.setattr(services, check, lambda endpoints: None)
     monkeypatch.setattr(services, "archive_days",
