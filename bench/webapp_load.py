@@ -185,7 +185,8 @@ def ensure_bench_accounts(args: argparse.Namespace) -> dict:
     ranks = sorted(a.rank for a in wanted if a.rank is not None)
     return {"users": len(ranks), "firm": args.firm_accounts, "population": args.population,
             "population_seed": args.population_seed, "ranks": [ranks[0], ranks[len(ranks) // 2], ranks[-1]],
-            "hash": web_accounts.BENCH_HASH_METHOD, "seeded_s": seeded_s, "file": str(path)}
+            "hash": web_accounts.BENCH_HASH_METHOD, "seeded_s": seeded_s,
+            "file": "<var>/" + path.relative_to(default_var_dir()).as_posix()}  # no machine paths in results
 
 
 def log_in(url: str, username: str, password: str):
