@@ -15,20 +15,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from datetime import UTC, date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from datetime import date, datetime
 
 from batch.settings import BatchError
+from stockafolio.market_days import close_of, session_ended
 
-NEW_YORK = ZoneInfo("America/New_York")
-CLOSE = time(16, 0)
-TICK = timedelta(seconds=1)  # a tick stamps the start of its second: a day's last one is 15:59:59
 _DAY_PREFIX = re.compile(r"(?:^|/)date=([0-9]{4}-[0-9]{2}-[0-9]{2})/?$")
-
-
-def close_of(day: date) -> datetime:
-    """The end of `day`'s session, aware UTC (16:00 New York; daylight saving handled)."""
-    return datetime.combine(day, CLOSE, tzinfo=NEW_YORK).astimezone(UTC)
 
 
 def archived_days(prefixes: Iterable[str]) -> list[date]:
@@ -46,7 +38,7 @@ def archived_days(prefixes: Iterable[str]) -> list[date]:
 
 def is_complete(day: date, market_now: datetime | None, archived: Iterable[date]) -> bool:
     if market_now is not None:
-        return market_now + TICK >= close_of(day)
+        return session_ended(day, market_now)
     return any(other > day for other in archived)
 
 

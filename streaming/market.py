@@ -28,7 +28,6 @@ import pandas as pd
 
 from cassandra.cluster import ResponseFuture, Session
 from cassandra.concurrent import execute_concurrent_with_args
-from cassandra.query import BatchStatement, BatchType
 from stockafolio.market_days import previous_market_day
 from streaming import store, views, wire
 
@@ -130,14 +129,8 @@ class ViewCache:
             values = list(store.values(rows, columns)) if len(rows) else []  # the cache's
             types = [column.type for column in statement.column_metadata]
             encoded = wire.encode_rows(rows, list(columns), types) if len(rows) else []  # what is sent
-            for first in range(0, len(encoded), ROWS_PER_REQUEST):
-                batch = BatchStatement(batch_type=BatchType.UNLOGGED)
-                for params in encoded[first:first + ROWS_PER_REQUEST]:
-                    store.add_serialized(batch, statement, params)
-                window.append(self.session.execute_async(batch))
-                requests += 1
-                if len(window) >= IN_FLIGHT:
-                    store.wait(window)
+            requests += store.send_unlogged(self.session, [(statement, params) for params in encoded],
+                                            window, ROWS_PER_REQUEST, IN_FLIGHT)
             store.wait(window)  # acknowledged before the cache (and then the portfolios) move on
             for params in values:
                 cache[params[:width]] = params

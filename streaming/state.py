@@ -190,7 +190,7 @@ def _at_close(prior: Prior, prices: Mapping[str, float]) -> pd.Series:
     cash = prior.cash.set_index("user_id")["cash_cents"].astype("float64")
     if prior.holdings.empty:
         return cash
-    marked = risk.mark_holdings(_ints(prior.holdings.copy()), prices)
+    marked = risk.mark_holdings(_ints(prior.holdings), prices)
     value = marked.groupby("user_id")["market_value_cents"].sum().astype("float64")
     return cash.add(value.reindex(cash.index), fill_value=0.0)
 

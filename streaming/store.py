@@ -242,16 +242,25 @@ class PortfolioWriter:
 
     def _send_chunks(self, rows: list[tuple[int, tuple]], window: list[ResponseFuture],
                      per_request: int = STATEMENTS_PER_REQUEST) -> int:
-        requests = 0
-        for first in range(0, len(rows), max(per_request, 1)):
-            batch = BatchStatement(batch_type=BatchType.UNLOGGED)
-            for kind, params in rows[first:first + per_request]:
-                add_serialized(batch, self.statements[kind], params)
-            window.append(self.session.execute_async(batch))
-            requests += 1
-            if len(window) >= IN_FLIGHT:
-                wait(window)
-        return requests
+        return send_unlogged(self.session, [(self.statements[kind], params) for kind, params in rows],
+                             window, per_request)
+
+
+def send_unlogged(session: Session, rows: list[tuple[PreparedStatement, tuple]], window: list[ResponseFuture],
+                  per_request: int, in_flight: int = IN_FLIGHT) -> int:
+    """`rows` (a statement and its serialized values each) in UNLOGGED requests of `per_request`,
+    sent without waiting while fewer than `in_flight` are outstanding in `window`; returns the
+    requests sent. The caller `wait`s for the window."""
+    requests = 0
+    for first in range(0, len(rows), max(per_request, 1)):
+        batch = BatchStatement(batch_type=BatchType.UNLOGGED)
+        for statement, params in rows[first:first + per_request]:
+            add_serialized(batch, statement, params)
+        window.append(session.execute_async(batch))
+        requests += 1
+        if len(window) >= in_flight:
+            wait(window)
+    return requests
 
 
 def add_serialized(batch: BatchStatement, statement: PreparedStatement, values: tuple) -> None:

@@ -10,26 +10,21 @@ the generator)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
-from stockafolio.market_days import previous_market_day
+from stockafolio.market_days import (  # noqa: F401 (close_of: this module's API)
+    close_of,
+    previous_market_day,
+    session_ended,
+)
 
-NEW_YORK = ZoneInfo("America/New_York")
-CLOSE = time(16, 0)          # the regular session ends at 16:00 New York time
-TICK = timedelta(seconds=1)  # a tick stamps the start of its second: the last one of a day is 15:59:59
 SIMULATED_AFTER = timedelta(minutes=2)  # further from the wall clock than this: a simulated clock
 
 
 def utc(moment: datetime) -> datetime:
     """Aware UTC (the driver returns naive UTC datetimes)."""
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-def close_of(day: date) -> datetime:
-    """The end of `day`'s session, aware UTC (16:00 New York; daylight saving handled)."""
-    return datetime.combine(day, CLOSE, tzinfo=NEW_YORK).astimezone(UTC)
 
 
 @dataclass(frozen=True)
@@ -53,7 +48,7 @@ class MarketClock:
     @property
     def day_complete(self) -> bool:
         """Today's session has ended (its last tick was seen)."""
-        return self.now.weekday() >= 5 or self.now + TICK >= close_of(self.day)
+        return self.now.weekday() >= 5 or session_ended(self.day, self.now)
 
     @property
     def last_complete_day(self) -> date:
